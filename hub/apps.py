@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+
+
+class HubConfig(AppConfig):
+    name = "hub"
+    verbose_name = "hub"
+
+    def ready(self) -> None:
+        from hub import checks  # noqa: F401  (registers the system checks)

@@ -1,0 +1,1 @@
+"""hub's pytest plugin (registered by the ``pytest11`` entry point)."""

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from django.db import connections
 
+from hub.db import database_sync_to_async
 from tests.servers import start_redis_server
 
 
@@ -26,3 +28,20 @@ def redis_url() -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture(autouse=True)
+async def forget_orm_thread_connection() -> AsyncIterator[None]:
+    """Drop the ORM thread's connection after each test.
+
+    That thread outlives the test; left open, its connection makes the next
+    test's ``close_old_connections`` query the database even when that test
+    has no ``django_db`` mark (and in-memory SQLite ignores ``close()``).
+    """
+    yield
+
+    def forget() -> None:
+        for connection in connections.all(initialized_only=True):
+            del connections[connection.alias]
+
+    await database_sync_to_async(forget)()

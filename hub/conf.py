@@ -1,0 +1,35 @@
+"""hub's Django settings and their defaults, read in one place.
+
+=====================  ==============================  ==========================================
+Setting                Default                         Meaning
+=====================  ==============================  ==========================================
+CHANNEL_LAYERS         one in-memory layer             see :mod:`hub.layers.manager`
+HUB_LISTENERS          ``["http://127.0.0.1:8000"]``   listeners when the command line names none
+HUB_WORKERS            ``1``                           processes sharing each port
+HUB_SHUTDOWN_GRACE     ``10.0``                        seconds in-flight work gets at shutdown
+HUB_LIFESPAN           ``"auto"``                      run ASGI lifespan: auto, on or off
+=====================  ==============================  ==========================================
+
+Loopback is the default address: a development server must not be reachable
+from the network until someone says so.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+DEFAULTS: dict[str, Any] = {
+    "HUB_LISTENERS": ["http://127.0.0.1:8000"],
+    "HUB_WORKERS": 1,
+    "HUB_SHUTDOWN_GRACE": 10.0,
+    "HUB_LIFESPAN": "auto",
+}
+
+
+def hub_setting(name: str) -> Any:
+    """The value of hub setting ``name``: Django's if configured, else the default."""
+    from django.conf import settings
+
+    if settings.configured:
+        return getattr(settings, name, DEFAULTS[name])
+    return DEFAULTS[name]

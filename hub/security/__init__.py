@@ -1,0 +1,1 @@
+"""Guards to put in front of applications: ``hub.security.websocket`` checks Origin."""

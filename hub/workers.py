@@ -1,0 +1,177 @@
+"""``--workers N``: N processes serving the same ports, supervised.
+
+Each TCP listener is bound by every worker with ``SO_REUSEPORT``, so the
+kernel spreads new connections evenly over the workers' accept queues (one
+shared socket would wake every worker for each connection and balance
+poorly). The supervisor first binds each address itself, to turn port 0 into
+a real port and to fail early when an address is taken, then starts the
+workers with the resolved ports. Unix sockets cannot be shared that way: the
+supervisor binds them and the workers inherit the socket.
+
+A worker that dies is logged and restarted, after a pause that doubles while
+workers keep dying quickly (so a broken deployment does not spin). SIGTERM or
+SIGINT stops the workers, each of which shuts down gracefully.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import multiprocessing.connection
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from hub.listeners import ListenerSpec
+
+logger = logging.getLogger("hub.workers")
+
+#: A worker that lived less than this many seconds counts as a crash loop.
+QUICK_DEATH = 5.0
+#: Longest pause before restarting a crashing worker.
+MAX_RESTART_DELAY = 30.0
+
+
+def bind_reuseport(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``(host, port)`` with ``SO_REUSEPORT`` set."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+def bind_unix(path: str) -> socket.socket:
+    if os.path.exists(path):
+        os.unlink(path)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(path)
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+def resolve_listeners(listeners: Sequence[ListenerSpec]) -> tuple[list[ListenerSpec], list[Any]]:
+    """Bind every listener once: the specs with real ports, and the sockets to keep."""
+    resolved, held = [], []
+    for spec in listeners:
+        if spec.uds:
+            held.append(bind_unix(spec.uds))
+            resolved.append(spec)
+            continue
+        port = spec.entry.default_port if spec.port is None else spec.port
+        sock = bind_reuseport(spec.host, port)
+        held.append(sock)
+        resolved.append(
+            ListenerSpec(
+                spec.protocol,
+                host=spec.host,
+                port=sock.getsockname()[1],
+                name=spec.name,
+                options=dict(spec.options),
+            )
+        )
+    return resolved, held
+
+
+class Supervisor:
+    """Runs ``count`` worker processes of ``target(index, listeners, unix_sockets)``.
+
+    ``target`` must be importable (workers are spawned, not forked, so no event
+    loop or thread state is inherited).
+    """
+
+    def __init__(
+        self,
+        count: int,
+        target: Callable[..., None],
+        listeners: Sequence[ListenerSpec],
+        args: tuple[Any, ...] = (),
+        on_ready: Callable[[list[ListenerSpec]], None] | None = None,
+    ) -> None:
+        if count < 1:
+            raise ValueError(f"workers must be at least 1, got {count}")
+        self.count = count
+        self.target = target
+        self.listeners = list(listeners)
+        self.args = args
+        self.on_ready = on_ready
+        self._context = multiprocessing.get_context("spawn")
+        self._processes: dict[int, Any] = {}
+        self._started: dict[int, float] = {}
+        self._delay: dict[int, float] = {}
+        self._stopping = threading.Event()
+
+    def run(self) -> None:
+        """Start the workers and supervise them until SIGTERM or SIGINT."""
+        resolved, held = resolve_listeners(self.listeners)
+        unix = {index: sock for index, sock in enumerate(held) if sock.family == socket.AF_UNIX}
+        for sock in held:
+            if sock.family != socket.AF_UNIX:
+                sock.close()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: self._stopping.set())
+        for index in range(self.count):
+            self._spawn(index, resolved, unix)
+        if self.on_ready is not None:
+            self.on_ready(resolved)
+        try:
+            while not self._stopping.is_set():
+                sentinels = [p.sentinel for p in self._processes.values()]
+                multiprocessing.connection.wait(sentinels, timeout=0.5)
+                for index, process in list(self._processes.items()):
+                    if process.is_alive() or self._stopping.is_set():
+                        continue
+                    self._restart(index, process, resolved, unix)
+        finally:
+            self._stop_all()
+            for sock in unix.values():
+                sock.close()
+
+    def _spawn(self, index: int, resolved: list[ListenerSpec], unix: dict[int, Any]) -> None:
+        process = self._context.Process(
+            target=self.target,
+            args=(index, resolved, unix, *self.args),
+            name=f"hub-worker-{index}",
+            daemon=False,
+        )
+        process.start()
+        self._processes[index] = process
+        self._started[index] = time.monotonic()
+        logger.info("Worker %d started (pid %d)", index, process.pid)
+
+    def _restart(self, index: int, process: Any, resolved: list[ListenerSpec], unix: Any) -> None:
+        lived = time.monotonic() - self._started[index]
+        delay = 0.0
+        if lived < QUICK_DEATH:
+            delay = min(MAX_RESTART_DELAY, max(0.5, self._delay.get(index, 0.25) * 2))
+        self._delay[index] = delay
+        logger.error(
+            "Worker %d (pid %d) exited with code %s after %.1f s; restarting in %.1f s",
+            index,
+            process.pid,
+            process.exitcode,
+            lived,
+            delay,
+        )
+        if self._stopping.wait(delay):
+            return
+        self._spawn(index, resolved, unix)
+
+    def _stop_all(self) -> None:
+        for process in self._processes.values():
+            if process.is_alive():
+                process.terminate()
+        for index, process in self._processes.items():
+            process.join(timeout=60)
+            if process.is_alive():
+                logger.error("Worker %d (pid %d) did not stop; killing it", index, process.pid)
+                process.kill()
+                process.join()

@@ -1,0 +1,156 @@
+"""The HTTP/1.1 + WebSocket server of one listener, and its graceful shutdown.
+
+Shape, as the runner uses it::
+
+    lifespan = Lifespan(app)
+    await lifespan.startup()
+    server = HttpWsServer(app, HttpWsConfig(host="0.0.0.0", port=8000),
+                          lifespan_state=lifespan.state)
+    await server.start()                 # binds; port 0 picks a free port
+    server.bound_addresses               # [("0.0.0.0", 8000)] or ["/run/hub.sock"]
+    ...
+    server.close()                       # stop accepting; idle keep-alives close,
+                                         # WebSockets get close 1001
+    await server.wait_closed()           # in-flight requests finish within the grace
+                                         # period, then app tasks are cancelled
+    await lifespan.shutdown()
+
+Shutdown in order: the listening sockets stop accepting; idle HTTP
+connections close; busy ones close after their current response; open
+WebSockets start the closing handshake with 1001 (going away). Within
+``grace_seconds`` (default ``config.shutdown_grace``) everything should have
+closed; what has not is aborted, and every application task still running is
+cancelled and awaited, so nothing outlives ``wait_closed()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from typing import Any
+
+from .config import HttpWsConfig
+from .http import HttpProtocol
+from .listener import Listener
+from .messages import ASGIApp
+
+
+class HttpWsServer:
+    """Serve one ASGI 3 application over HTTP/1.1 and WebSocket on one listener."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        config: HttpWsConfig | None = None,
+        *,
+        lifespan_state: dict[str, Any] | None = None,
+        sock: socket.socket | None = None,
+    ) -> None:
+        """Args:
+        app: any ASGI 3 application.
+        config: addresses, limits and timeouts; defaults to ``HttpWsConfig()``.
+        lifespan_state: the ``state`` dict filled during lifespan startup; a copy
+            goes into every scope. ``None`` leaves ``state`` out of scopes.
+        sock: an already bound listening socket (shared by worker processes);
+            ``config.host``/``port``/``uds`` are then ignored.
+        """
+        self.config = config or HttpWsConfig()
+        self.app = app
+        self.lifespan_state = lifespan_state
+        self._sock = sock
+        self._server: asyncio.Server | None = None
+        self._listener: Listener | None = None
+
+    async def start(self) -> None:
+        """Bind and start accepting connections.
+
+        Raises:
+            OSError: if the address is in use or cannot be bound.
+            ssl.SSLError: if the TLS certificate or key cannot be loaded.
+        """
+        config = self.config
+        loop = asyncio.get_running_loop()
+        ssl_context = config.create_ssl_context()
+        listener = Listener(self.app, config, self.lifespan_state, ssl_context)
+        self._listener = listener
+
+        def factory() -> HttpProtocol:
+            return HttpProtocol(listener)
+
+        if self._sock is not None:
+            if self._sock.family == socket.AF_UNIX:
+                self._server = await loop.create_unix_server(
+                    factory, sock=self._sock, ssl=ssl_context, backlog=config.backlog
+                )
+            else:
+                self._server = await loop.create_server(
+                    factory, sock=self._sock, ssl=ssl_context, backlog=config.backlog
+                )
+        elif config.uds is not None:
+            self._server = await loop.create_unix_server(
+                factory, path=config.uds, ssl=ssl_context, backlog=config.backlog
+            )
+        else:
+            self._server = await loop.create_server(
+                factory, config.host, config.port, ssl=ssl_context, backlog=config.backlog
+            )
+        if config.name is None and self.bound_addresses:
+            address = self.bound_addresses[0]
+            listener.name = (
+                f"http unix:{address}"
+                if isinstance(address, str)
+                else f"http {address[0]}:{address[1]}"
+            )
+
+    @property
+    def sockets(self) -> tuple[socket.socket, ...]:
+        """The listening sockets (empty before ``start()``)."""
+        if self._server is None:
+            return ()
+        return tuple(self._server.sockets)
+
+    @property
+    def bound_addresses(self) -> list[Any]:
+        """``(host, port)`` per TCP socket (the real port when ``port=0``), or the unix path."""
+        return [
+            sock.getsockname()[:2] if sock.family != socket.AF_UNIX else sock.getsockname()
+            for sock in self.sockets
+        ]
+
+    @property
+    def connection_count(self) -> int:
+        return len(self._listener.connections) if self._listener else 0
+
+    def close(self) -> None:
+        """Stop accepting and ask every connection to finish (see the module docstring)."""
+        listener = self._listener
+        if listener is None or listener.closing:
+            return
+        listener.closing = True
+        assert self._server is not None
+        self._server.close()
+        for connection in list(listener.connections):
+            connection.shutdown()
+
+    async def wait_closed(self, grace_seconds: float | None = None) -> None:
+        """Wait for connections to finish, then abort the rest and cancel app tasks."""
+        listener = self._listener
+        if listener is None:
+            return
+        self.close()
+        grace = self.config.shutdown_grace if grace_seconds is None else grace_seconds
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(grace):
+                await listener.wait_idle()
+                if listener.tasks:
+                    await asyncio.wait(set(listener.tasks))
+        for connection in list(listener.connections):
+            connection.abort()
+        tasks = set(listener.tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        assert self._server is not None
+        await self._server.wait_closed()

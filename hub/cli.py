@@ -234,18 +234,25 @@ def serve(
 
 
 def worker_main(
-    index: int, listeners: list[ListenerSpec], unix: dict[int, Any], config: RunConfig
+    index: int,
+    listeners: list[ListenerSpec],
+    unix: dict[int, Any],
+    ready: Any,
+    config: RunConfig,
 ) -> None:
     """Entry point of one ``--workers`` process (see :mod:`hub.workers`)."""
     from hub.workers import bind_reuseport
 
     configure_logging(config.log_level)
     setup_django(config.settings)
+    # Bound but not listening: the server listens once it is ready to accept,
+    # so the kernel never queues a connection on a worker that is still starting.
     sockets = {
-        i: unix[i] if i in unix else bind_reuseport(spec.host, spec.port or 0)
+        i: unix[i] if i in unix else bind_reuseport(spec.host, spec.port or 0, listen=False)
         for i, spec in enumerate(listeners)
     }
-    serve(dataclasses.replace(config, listeners=listeners), sockets=sockets)
+    config = dataclasses.replace(config, listeners=listeners)
+    serve(config, sockets=sockets, on_started=lambda hub: ready.put(index))
 
 
 def run(config: RunConfig, on_started: Callable[[list[str]], None] | None = None) -> None:

@@ -83,6 +83,25 @@ PROTOCOLS: dict[str, ProtocolEntry] = {
         default_port=8000,
         help="HTTP/1.1 + WebSocket listener HOST:PORT[?option=value&...] or unix:PATH",
     ),
+    "smtp": ProtocolEntry(
+        name="smtp",
+        server="protocols.smtp:SmtpServer",
+        config="protocols.smtp:SmtpConfig",
+        scheme="smtp",
+        tls_scheme="smtps",
+        default_port=2525,
+        help="SMTP/LMTP listener HOST:PORT[?option=value&...]",
+    ),
+    "tcp": ProtocolEntry(
+        name="tcp",
+        server="protocols.tcp:TcpServer",
+        config="protocols.tcp:TcpConfig",
+        scheme="tcp",
+        tls_scheme="tls",
+        default_port=7000,
+        help="raw TCP listener NAME=HOST:PORT[?framing=line&...]",
+        named=True,
+    ),
 }
 
 

@@ -3,10 +3,12 @@
 Each TCP listener is bound by every worker with ``SO_REUSEPORT``, so the
 kernel spreads new connections evenly over the workers' accept queues (one
 shared socket would wake every worker for each connection and balance
-poorly). The supervisor first binds each address itself, to turn port 0 into
-a real port and to fail early when an address is taken, then starts the
-workers with the resolved ports. Unix sockets cannot be shared that way: the
-supervisor binds them and the workers inherit the socket.
+poorly). The supervisor first binds each address itself, without listening,
+to turn port 0 into a real port and to fail early when an address is taken,
+then starts the workers with the resolved ports; a socket that does not listen
+receives no connections. Unix sockets cannot be shared that way: the
+supervisor binds them and the workers inherit the socket. The supervisor
+reports the listeners ready once every worker has said it is serving.
 
 A worker that dies is logged and restarted, after a pause that doubles while
 workers keep dying quickly (so a broken deployment does not spin). SIGTERM or
@@ -36,14 +38,19 @@ QUICK_DEATH = 5.0
 MAX_RESTART_DELAY = 30.0
 
 
-def bind_reuseport(host: str, port: int) -> socket.socket:
-    """A listening TCP socket on ``(host, port)`` with ``SO_REUSEPORT`` set."""
+#: Seconds the workers may take to start serving.
+START_TIMEOUT = 60.0
+
+
+def bind_reuseport(host: str, port: int, *, listen: bool = True) -> socket.socket:
+    """A TCP socket bound to ``(host, port)`` with ``SO_REUSEPORT``, listening if asked."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
-    sock.listen(2048)
+    if listen:
+        sock.listen(2048)
     sock.setblocking(False)
     return sock
 
@@ -67,7 +74,7 @@ def resolve_listeners(listeners: Sequence[ListenerSpec]) -> tuple[list[ListenerS
             resolved.append(spec)
             continue
         port = spec.entry.default_port if spec.port is None else spec.port
-        sock = bind_reuseport(spec.host, port)
+        sock = bind_reuseport(spec.host, port, listen=False)
         held.append(sock)
         resolved.append(
             ListenerSpec(
@@ -82,10 +89,11 @@ def resolve_listeners(listeners: Sequence[ListenerSpec]) -> tuple[list[ListenerS
 
 
 class Supervisor:
-    """Runs ``count`` worker processes of ``target(index, listeners, unix_sockets)``.
+    """Runs ``count`` worker processes of ``target(index, listeners, unix_sockets, ready, *args)``.
 
     ``target`` must be importable (workers are spawned, not forked, so no event
-    loop or thread state is inherited).
+    loop or thread state is inherited) and must put its index on ``ready``
+    once it serves.
     """
 
     def __init__(
@@ -108,21 +116,20 @@ class Supervisor:
         self._started: dict[int, float] = {}
         self._delay: dict[int, float] = {}
         self._stopping = threading.Event()
+        self._ready = self._context.SimpleQueue()
 
     def run(self) -> None:
         """Start the workers and supervise them until SIGTERM or SIGINT."""
         resolved, held = resolve_listeners(self.listeners)
         unix = {index: sock for index, sock in enumerate(held) if sock.family == socket.AF_UNIX}
-        for sock in held:
-            if sock.family != socket.AF_UNIX:
-                sock.close()
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, lambda *_: self._stopping.set())
         for index in range(self.count):
             self._spawn(index, resolved, unix)
-        if self.on_ready is not None:
-            self.on_ready(resolved)
         try:
+            self._wait_ready()
+            if self.on_ready is not None:
+                self.on_ready(resolved)
             while not self._stopping.is_set():
                 sentinels = [p.sentinel for p in self._processes.values()]
                 multiprocessing.connection.wait(sentinels, timeout=0.5)
@@ -132,13 +139,27 @@ class Supervisor:
                     self._restart(index, process, resolved, unix)
         finally:
             self._stop_all()
-            for sock in unix.values():
+            for sock in held:
                 sock.close()
+
+    def _wait_ready(self) -> None:
+        waiting = set(self._processes)
+        deadline = time.monotonic() + START_TIMEOUT
+        while waiting and not self._stopping.is_set():
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"workers {sorted(waiting)} did not start in {START_TIMEOUT} s")
+            if self._ready.empty():
+                dead = [i for i in waiting if not self._processes[i].is_alive()]
+                if dead:
+                    raise RuntimeError(f"worker {dead[0]} exited before serving; see its log")
+                time.sleep(0.05)
+                continue
+            waiting.discard(self._ready.get())
 
     def _spawn(self, index: int, resolved: list[ListenerSpec], unix: dict[int, Any]) -> None:
         process = self._context.Process(
             target=self.target,
-            args=(index, resolved, unix, *self.args),
+            args=(index, resolved, unix, self._ready, *self.args),
             name=f"hub-worker-{index}",
             daemon=False,
         )

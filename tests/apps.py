@@ -1,0 +1,36 @@
+"""Small ASGI applications the runner tests serve (importable as ``tests.apps:NAME``)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from hub.types import Receive, Scope, Send
+
+
+async def hello(scope: Scope, receive: Receive, send: Send) -> None:
+    """Answers every HTTP request with its pid and path; echoes WebSocket text."""
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                scope["state"]["started_by"] = os.getpid()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    if scope["type"] == "http":
+        if scope["path"] == "/slow":
+            print("slow request started", flush=True)
+            await asyncio.sleep(1.0)
+        body = f"pid={os.getpid()} path={scope['path']} state={scope.get('state')}".encode()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": body})
+    elif scope["type"] == "websocket":
+        await receive()
+        await send({"type": "websocket.accept"})
+        while True:
+            message = await receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            await send({"type": "websocket.send", "text": message.get("text") or ""})

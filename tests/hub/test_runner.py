@@ -1,0 +1,238 @@
+"""The runner: ``hub run`` in a real process, workers, shutdown, and ``Hub`` in-process."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+from websockets.asyncio.client import connect
+
+from hub.listeners import listener_from_setting, parse_listener
+from hub.server import Hub
+from hub.testing.live import LiveHub
+from tests.apps import hello
+
+#: Seconds a started process may take to print its banner.
+BANNER_TIMEOUT = 30
+
+
+class HubProcess:
+    """``python -m hub ARGS`` with its output drained by a thread; ``.urls`` from its banner."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "hub", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+        )
+        self.output: list[str] = []
+        self._new_line = threading.Condition()
+        self._reader = threading.Thread(target=self._drain, daemon=True)
+        self._reader.start()
+        self.read_until("Quit with CONTROL-C")
+        self.urls = [m.group(1) for line in self.output if (m := re.match(r"\s+(\w+://\S+)", line))]
+
+    def _drain(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            with self._new_line:
+                self.output.append(line)
+                self._new_line.notify_all()
+        with self._new_line:
+            self.output.append("")
+            self._new_line.notify_all()
+
+    def read_until(self, marker: str, after: int = 0) -> int:
+        """Wait for a line containing ``marker``; return the index after it."""
+        deadline = time.monotonic() + BANNER_TIMEOUT
+        with self._new_line:
+            while True:
+                for index in range(after, len(self.output)):
+                    if marker in self.output[index]:
+                        return index + 1
+                if self.output[-1:] == [""] or time.monotonic() > deadline:
+                    raise AssertionError(f"{marker!r} never appeared:\n" + "".join(self.output))
+                self._new_line.wait(1)
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self._reader.join(10)
+        return self.process.returncode
+
+
+@pytest.fixture
+def hub_process() -> Iterator[type[HubProcess]]:
+    started: list[HubProcess] = []
+
+    def start(*args: str, **kwargs) -> HubProcess:
+        process = HubProcess(*args, **kwargs)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+def get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.read().decode()
+
+
+class TestHubRun:
+    def test_serves_an_asgi_app_on_a_free_port_and_prints_its_url(self, hub_process):
+        hub = hub_process("run", "tests.apps:hello", "--http", "127.0.0.1:0")
+        [url] = hub.urls
+        assert url.startswith("http://127.0.0.1:")
+        assert get(url + "/x").startswith(f"pid={hub.process.pid} path=/x")
+
+    def test_lifespan_state_reaches_every_request(self, hub_process):
+        hub = hub_process("run", "tests.apps:hello", "--http", "127.0.0.1:0")
+        assert f"state={{'started_by': {hub.process.pid}}}" in get(hub.urls[0])
+
+    def test_several_listeners_in_one_process(self, hub_process):
+        hub = hub_process(
+            "run", "tests.apps:hello", "--http", "127.0.0.1:0", "--http", "127.0.0.1:0"
+        )
+        assert len(set(hub.urls)) == 2
+        for url in hub.urls:
+            assert get(url).startswith(f"pid={hub.process.pid}")
+
+    def test_sigterm_finishes_the_request_in_flight_then_exits(self, hub_process):
+        hub = hub_process("run", "tests.apps:hello", "--http", "127.0.0.1:0")
+        result = {}
+        request = threading.Thread(target=lambda: result.update(body=get(hub.urls[0] + "/slow")))
+        request.start()
+        hub.read_until("slow request started")
+        assert hub.stop() == 0
+        request.join(10)
+        assert result["body"].startswith("pid=")
+        assert "Stopped" in "".join(hub.output)
+
+    def test_an_unknown_listener_option_is_an_error_naming_the_valid_ones(self):
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "hub",
+                "run",
+                "tests.apps:hello",
+                "--http",
+                "127.0.0.1:0?bogus=1",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert result.returncode == 1
+        assert "Unknown option(s) bogus for http listener; valid options:" in result.stderr
+
+    def test_a_missing_application_is_an_error(self):
+        result = subprocess.run(
+            [sys.executable, "-m", "hub", "run", "tests.apps:nothing", "--http", "127.0.0.1:0"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert result.returncode == 1
+        assert "nothing" in result.stderr
+
+
+class TestWorkers:
+    def test_workers_share_the_port_and_a_dead_worker_is_replaced(self, hub_process):
+        hub = hub_process("run", "tests.apps:hello", "--http", "127.0.0.1:0", "--workers", "2")
+        [url] = hub.urls
+        pids = {get(url).split()[0] for _ in range(40)}
+        assert len(pids) == 2, "the kernel spreads connections over both workers"
+        victim = int(next(iter(pids)).removeprefix("pid="))
+        os.kill(victim, signal.SIGKILL)
+        restarted = hub.read_until("restarting")
+        hub.read_until("Listening", after=restarted)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            pids_now = {get(url).split()[0] for _ in range(20)}
+            if f"pid={victim}" not in pids_now and len(pids_now) == 2:
+                break
+        assert f"pid={victim}" not in pids_now
+        assert len(pids_now) == 2
+        assert hub.stop() == 0
+
+
+class TestSettings:
+    def test_listeners_come_from_hub_listeners_when_none_are_given(self, hub_process, tmp_path):
+        (tmp_path / "livesettings.py").write_text(
+            "SECRET_KEY = 'x'\nINSTALLED_APPS = ['hub']\n"
+            "HUB_LISTENERS = ['http://127.0.0.1:0?server_header=from-settings']\n"
+        )
+        hub = hub_process(
+            "run",
+            "tests.apps:hello",
+            "--settings",
+            "livesettings",
+            env={"PYTHONPATH": f"{tmp_path}:{os.getcwd()}"},
+        )
+        [url] = hub.urls
+        with urllib.request.urlopen(url, timeout=10) as response:
+            assert response.headers["server"] == "from-settings"
+
+    def test_a_settings_listener_may_be_a_dict(self):
+        spec = listener_from_setting({"protocol": "http", "port": 9000, "max_body_size": 10})
+        assert spec.build_config().max_body_size == 10
+        assert spec.port == 9000
+
+
+class TestHubInProcess:
+    async def test_serves_http_and_websocket_and_reports_its_urls(self):
+        hub = Hub(hello, [parse_listener("http", "127.0.0.1:0")])
+        await hub.start()
+        try:
+            [(protocol, url)] = hub.urls()
+            assert protocol == "http"
+            async with connect(url.replace("http", "ws")) as websocket:
+                await websocket.send("ping")
+                assert await websocket.recv() == "ping"
+        finally:
+            await hub.wait_closed()
+
+    def test_live_hub_runs_in_a_thread_for_blocking_clients(self):
+        with LiveHub(hello, ["http"]) as live:
+            assert get(live.url() + "/thread").split()[1] == "path=/thread"
+            host, port = live.address("http")
+            assert host == "127.0.0.1"
+            assert port > 0
+
+    async def test_a_channels_consumer_runs_unchanged_on_hubs_server(self):
+        from channels.generic.websocket import AsyncWebsocketConsumer
+        from channels.routing import ProtocolTypeRouter, URLRouter
+        from django.urls import path
+
+        class ChannelsEcho(AsyncWebsocketConsumer):
+            async def receive(self, text_data=None, bytes_data=None):
+                await self.send(text_data=f"channels says {text_data}")
+
+        app = ProtocolTypeRouter({"websocket": URLRouter([path("echo/", ChannelsEcho.as_asgi())])})
+        hub = Hub(app, [parse_listener("http", "127.0.0.1:0")], lifespan="off")
+        await hub.start()
+        try:
+            url = hub.urls()[0][1].replace("http", "ws") + "/echo/"
+            async with connect(url) as websocket:
+                await websocket.send("hi")
+                assert await websocket.recv() == "channels says hi"
+        finally:
+            await hub.wait_closed()

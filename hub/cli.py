@@ -76,17 +76,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hub", description="hub: a multi-protocol hub for Django")
     commands = parser.add_subparsers(dest="command", required=True)
     run_parser = commands.add_parser("run", help="serve an ASGI application on hub's listeners")
-    _add_run_arguments(run_parser)
+    add_run_arguments(run_parser)
     demo_parser = commands.add_parser("demo", help="run the all-protocol demo (examples/demo)")
-    demo_parser.add_argument("--http", default="127.0.0.1:8000", help="HTTP/WebSocket address")
-    demo_parser.add_argument("--reload", action="store_true", help="restart on code changes")
+    from hub.demo import add_demo_arguments
+
+    add_demo_arguments(demo_parser)
     return parser
 
 
-def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
+def add_run_arguments(
+    parser: argparse.ArgumentParser, *, include_app: bool = True, include_settings: bool = True
+) -> None:
+    """Add every ``hub run`` option to ``parser`` (also used by ``manage.py runhub``)."""
     for item in dataclasses.fields(RunConfig):
         metadata = item.metadata
         if metadata.get("cli", True) is False:
+            continue
+        if (item.name == "app" and not include_app) or (
+            item.name == "settings" and not include_settings
+        ):
             continue
         if item.name == "app":
             parser.add_argument("app", nargs="?", default=None, help=metadata["help"])
@@ -116,9 +124,10 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     """A :class:`RunConfig` from parsed ``hub run`` arguments."""
     values = {
-        item.name: getattr(args, item.name)
+        item.name: getattr(args, item.name, None)
         for item in dataclasses.fields(RunConfig)
-        if item.metadata.get("cli", True) is not False and getattr(args, item.name) is not None
+        if item.metadata.get("cli", True) is not False
+        and getattr(args, item.name, None) is not None
     }
     listeners = [
         parse_listener(entry.name, text)

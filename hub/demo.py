@@ -1,0 +1,78 @@
+"""``hub demo``: the all-protocol demo in ``examples/demo``, on embedded defaults.
+
+It migrates a SQLite database, creates the demo's admin user and devices,
+and serves the demo project on every listener it needs, all on 127.0.0.1.
+The demo lives in the source checkout (``examples/`` is not installed), so
+``hub demo`` runs from a clone: ``./dev.sh demo``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from hub.cli import RunConfig, run
+from hub.listeners import parse_listener
+
+DEMO_DIR = Path(__file__).resolve().parent.parent / "examples" / "demo"
+
+#: The demo's admin login, printed at startup. Demo only.
+ADMIN_USERNAME = "admin"
+ADMIN_PASSWORD = "admin"
+
+
+def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--http", default="127.0.0.1:8000", help="HTTP/WebSocket address")
+    parser.add_argument("--data-dir", default=None, help="directory for the demo's SQLite database")
+    parser.add_argument("--reload", action="store_true", help="restart on code changes")
+
+
+def prepare() -> None:
+    """Create the demo's tables, admin user and devices (idempotent)."""
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0, interactive=False)
+    users = get_user_model().objects
+    if not users.filter(username=ADMIN_USERNAME).exists():
+        users.create_superuser(ADMIN_USERNAME, "admin@example.com", ADMIN_PASSWORD)
+    from dashboard.models import Device
+
+    Device.objects.get_or_create(
+        name="sensor-1",
+        defaults={
+            "kind": Device.Kind.MQTT,
+            "token": "sensor-1-secret",
+            "allowed_topics": "sensors/sensor-1/#",
+        },
+    )
+    Device.objects.get_or_create(
+        name="tracker-1", defaults={"kind": Device.Kind.TCP, "token": "tracker-1-secret"}
+    )
+
+
+def run_demo(args: argparse.Namespace) -> None:
+    if not DEMO_DIR.is_dir():
+        raise SystemExit(
+            "hub demo runs from a source checkout (examples/demo was not found): "
+            "clone the repository and run ./dev.sh demo"
+        )
+    sys.path.insert(0, str(DEMO_DIR))
+    os.environ["DJANGO_SETTINGS_MODULE"] = "demo.settings"
+    if args.data_dir:
+        Path(args.data_dir).mkdir(parents=True, exist_ok=True)
+        os.environ["HUB_DEMO_DATA_DIR"] = str(Path(args.data_dir).resolve())
+    import django
+
+    django.setup()
+    prepare()
+    print(f"Demo admin: {ADMIN_USERNAME} / {ADMIN_PASSWORD}  (log in at /admin/)", flush=True)
+    config = RunConfig(
+        settings="demo.settings",
+        static=True,
+        reload=args.reload,
+        listeners=[parse_listener("http", args.http)],
+    )
+    run(config)

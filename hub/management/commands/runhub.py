@@ -1,0 +1,48 @@
+"""``manage.py runhub``: hub's server for this project, like ``runserver`` in DEBUG.
+
+With ``DEBUG = True`` it reloads on code changes and serves static files, as
+``runserver`` does; otherwise it runs as in production. Every ``hub run``
+option is accepted (see ``hub run --help``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from typing import Any
+
+from django.apps import apps
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from hub.cli import add_run_arguments, config_from_args, run
+
+
+class Command(BaseCommand):
+    help = "Serve this project on hub's listeners (HTTP/WebSocket and every other protocol)."
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        add_run_arguments(parser, include_app=True, include_settings=False)
+        parser.add_argument(
+            "--noreload", action="store_true", help="do not reload on code changes in DEBUG"
+        )
+        parser.add_argument(
+            "--nostatic", action="store_true", help="do not serve static files in DEBUG"
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        config = config_from_args(argparse.Namespace(settings=None, **options))
+        debug = bool(settings.DEBUG)
+        config = dataclasses.replace(
+            config,
+            settings=os.environ.get("DJANGO_SETTINGS_MODULE"),
+            reload=config.reload or (debug and not options["noreload"]),
+            static=config.static
+            or (
+                debug
+                and not options["nostatic"]
+                and apps.is_installed("django.contrib.staticfiles")
+            ),
+        )
+        run(config)

@@ -215,7 +215,7 @@ def _logout(scope: Scope, session: SessionBase) -> None:
         scope["user"] = AnonymousUser()
 
 
-class UserLazyObject(LazyObject):  # type: ignore[misc]  # Django has no type stubs
+class UserLazyObject(LazyObject):  # type: ignore[type-arg]
     """``scope["user"]`` until ``AuthMiddleware`` has looked the user up.
 
     ``AuthMiddleware`` resolves it before running its inner application, so

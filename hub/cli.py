@@ -17,7 +17,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from hub.listeners import PROTOCOLS, ListenerSpec, listener_from_setting, parse_listener
 from hub.types import ASGIApp
@@ -123,7 +123,7 @@ def add_run_arguments(
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     """A :class:`RunConfig` from parsed ``hub run`` arguments."""
-    values = {
+    values: dict[str, Any] = {
         item.name: getattr(args, item.name, None)
         for item in dataclasses.fields(RunConfig)
         if item.metadata.get("cli", True) is not False
@@ -197,11 +197,11 @@ def load_application(path: str | None, *, static: bool = False) -> ASGIApp:
         else:
             from django.core.asgi import get_asgi_application
 
-            application = get_asgi_application()
+            application = cast(ASGIApp, get_asgi_application())
     if static:
         from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 
-        application = ASGIStaticFilesHandler(application)
+        application = cast(ASGIApp, ASGIStaticFilesHandler(application))  # type: ignore[arg-type]
     return application
 
 

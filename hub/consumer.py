@@ -180,9 +180,11 @@ class AsyncConsumer:
     @classmethod
     def _handler_for(cls, message: Message) -> Handler:
         message_type = message.get("type")
+        if not isinstance(message_type, str):
+            raise ValueError(f"Message type must be a str, got {message!r:.120}")
         try:
             handler = cls._handlers[message_type]
-        except (KeyError, TypeError):
+        except KeyError:
             name = get_handler_name(message)
             handler = getattr(cls, name, None)
             if not callable(handler):

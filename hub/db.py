@@ -24,7 +24,7 @@ class DatabaseSyncToAsync(SyncToAsync[Any, Any]):
     def thread_handler(self, loop: Any, *args: Any, **kwargs: Any) -> Any:
         close_old_connections()
         try:
-            return super().thread_handler(loop, *args, **kwargs)
+            return super().thread_handler(loop, *args, **kwargs)  # type: ignore[no-untyped-call]
         finally:
             close_old_connections()
 

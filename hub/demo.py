@@ -12,6 +12,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from hub.cli import RunConfig, run
 from hub.listeners import parse_listener
@@ -35,10 +36,10 @@ def prepare() -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0, interactive=False)
-    users = get_user_model().objects
+    users: Any = get_user_model().objects
     if not users.filter(username=ADMIN_USERNAME).exists():
         users.create_superuser(ADMIN_USERNAME, "admin@example.com", ADMIN_PASSWORD)
-    from dashboard.models import Device
+    from dashboard.models import Device  # type: ignore[import-not-found]  # examples/demo
 
     Device.objects.get_or_create(
         name="sensor-1",

@@ -34,6 +34,8 @@ from urllib.parse import parse_qsl
 class ListenerServer(Protocol):
     """What the runner needs of a protocol server."""
 
+    config: Any
+
     async def start(self) -> None: ...
 
     @property

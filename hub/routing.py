@@ -130,13 +130,10 @@ class URLRouter(Router):
                 )
             if getattr(route.callback, "_path_routing", False):
                 pattern = route.pattern
-                if isinstance(pattern, RegexPattern):
-                    source = pattern._regex
-                elif isinstance(pattern, RoutePattern):
-                    source = pattern._route
-                else:
+                if not isinstance(pattern, RegexPattern | RoutePattern):
                     raise ImproperlyConfigured(f"Unsupported pattern type {type(pattern)}")
-                route.pattern = type(pattern)(source, pattern.name, is_endpoint=False)
+                # str() of both pattern types is the source they were built from.
+                route.pattern = type(pattern)(str(pattern), pattern.name, is_endpoint=False)
 
     def resolve(self, scope: Scope) -> tuple[ASGIApp, Scope]:
         path: str | None = scope.get("path_remaining", scope.get("path"))
@@ -158,7 +155,7 @@ class URLRouter(Router):
             if not match:
                 continue
             remaining, args, kwargs = match
-            kwargs.update(route.default_args)
+            kwargs.update(getattr(route, "default_args", {}))
             child_scope = dict(
                 scope,
                 path_remaining=remaining,

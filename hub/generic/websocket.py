@@ -8,7 +8,7 @@ The JSON variants decode each text frame and encode what they send.
 from __future__ import annotations
 
 import json
-from typing import Any, ClassVar
+from typing import Any
 
 from asgiref.sync import async_to_sync
 
@@ -43,7 +43,7 @@ def _close_message(code: int | bool | None, reason: str | None) -> Message:
     return message
 
 
-def _require_groups(consumer: AsyncConsumer) -> Any:
+def _require_groups(consumer: WebsocketConsumer | AsyncWebsocketConsumer) -> Any:
     layer = consumer.channel_layer
     if layer is None or not hasattr(layer, "group_add"):
         raise InvalidChannelLayerError(
@@ -57,7 +57,7 @@ def _require_groups(consumer: AsyncConsumer) -> Any:
 class WebsocketConsumer(SyncConsumer):
     """A WebSocket consumer with synchronous handlers (run in the ORM thread)."""
 
-    groups: ClassVar[list[str]] | list[str] | None = None
+    groups: list[str] | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         if self.groups is None:
@@ -145,7 +145,7 @@ class JsonWebsocketConsumer(WebsocketConsumer):
 class AsyncWebsocketConsumer(AsyncConsumer):
     """A WebSocket consumer with async handlers."""
 
-    groups: ClassVar[list[str]] | list[str] | None = None
+    groups: list[str] | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         if self.groups is None:

@@ -36,7 +36,7 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from hub.exceptions import ChannelFull
 from hub.layers.base import BaseChannelLayer, CapacityPattern, require_message
@@ -81,7 +81,7 @@ def copier_for(message: Message) -> Callable[[Message], Message]:
         for value in message.values():
             if type(value) not in _ATOMS:
                 return copy_message
-        return dict.copy
+        return cast(Callable[[Message], Message], dict.copy)
     return copy_message
 
 

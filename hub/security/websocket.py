@@ -32,7 +32,7 @@ from collections.abc import Iterable
 from urllib.parse import ParseResult, urlparse
 
 from django.conf import settings
-from django.http.request import is_same_domain
+from django.utils.http import is_same_domain
 
 from hub.consumer import describe_scope
 from hub.generic.websocket import AsyncWebsocketConsumer

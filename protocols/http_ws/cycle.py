@@ -126,7 +126,7 @@ class RequestResponseCycle:
         listener = conn.listener
         peer = conn.info.peer
         try:
-            result = await app(self.scope, self.receive, self.send)
+            result = await app(self.scope, self.receive, self.send)  # type: ignore[func-returns-value]
         except ClientDisconnected:
             # Raised by our send() after the client left: not an error (spec 2.4).
             return

@@ -73,7 +73,7 @@ class WebSocketProtocol(asyncio.Protocol):
         self.closed = False
         self.disconnect_queued = False
         self._early = bytearray()
-        self._fragments: list[bytes] = []
+        self._fragments: list[bytes | bytearray | memoryview] = []
         self._fragment_opcode: Opcode | None = None
         self._ping_timer: asyncio.TimerHandle | None = None
         self._pong_timer: asyncio.TimerHandle | None = None
@@ -186,7 +186,7 @@ class WebSocketProtocol(asyncio.Protocol):
         if writes:
             self._write(writes)
         for frame in events:
-            self._handle_frame(frame)
+            self._handle_frame(frame)  # type: ignore[arg-type]  # a server gets only frames
         if len(self.queue) >= self.config.ws_max_queue:
             self.flow.pause_reading()
 
@@ -215,7 +215,7 @@ class WebSocketProtocol(asyncio.Protocol):
             return
         if opcode is _TEXT:
             try:
-                text = data.decode()
+                text = str(data, "utf-8")
             except UnicodeDecodeError as exc:
                 self._fail(CloseCode.INVALID_DATA, f"invalid UTF-8 at position {exc.start}")
                 return
@@ -321,7 +321,7 @@ class WebSocketProtocol(asyncio.Protocol):
     async def run_asgi(self) -> None:
         listener, peer = self.listener, self.info.peer
         try:
-            result = await listener.app(self.scope, self.receive, self.send)
+            result = await listener.app(self.scope, self.receive, self.send)  # type: ignore[func-returns-value]
         except ClientDisconnected:
             return
         except Exception:

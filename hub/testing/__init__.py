@@ -6,6 +6,14 @@ have Channels' names and methods; each can be logged in as a Django user.
 
 from hub.testing.application import ApplicationCommunicator
 from hub.testing.http import HttpCommunicator
+from hub.testing.live import ChannelsLiveServerTestCase, HubLiveServerTestCase, LiveHub
 from hub.testing.websocket import WebsocketCommunicator
 
-__all__ = ["ApplicationCommunicator", "HttpCommunicator", "WebsocketCommunicator"]
+__all__ = [
+    "ApplicationCommunicator",
+    "ChannelsLiveServerTestCase",
+    "HttpCommunicator",
+    "HubLiveServerTestCase",
+    "LiveHub",
+    "WebsocketCommunicator",
+]

@@ -14,6 +14,8 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+from django.test import TransactionTestCase
+
 from hub.listeners import ListenerSpec, listener_from_setting, parse_listener
 from hub.server import Hub
 from hub.types import ASGIApp
@@ -117,3 +119,47 @@ def _spec(item: str | ListenerSpec) -> ListenerSpec:
     if item == "tcp":
         return parse_listener(item, "test=127.0.0.1:0")
     return parse_listener(item, "127.0.0.1:0")
+
+
+class HubLiveServerTestCase(TransactionTestCase):
+    """A Django test case with hub's real listeners serving the project.
+
+    Channels' ``ChannelsLiveServerTestCase`` under hub's name (the Channels
+    name is an alias): ``live_server_url`` and ``live_server_ws_url`` reach the
+    project's ASGI application, with static files when staticfiles is
+    installed, for Selenium or WebSocket clients. The server runs in a thread
+    of the test process, so it shares the test database.
+    """
+
+    host = "127.0.0.1"
+    serve_static = True
+    #: Listeners to start, as for :class:`LiveHub`.
+    listeners: Sequence[str | ListenerSpec] = ("http",)
+    _live_hub: LiveHub
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        super().setUpClass()
+        from django.apps import apps
+
+        from hub.cli import load_application
+
+        static = cls.serve_static and apps.is_installed("django.contrib.staticfiles")
+        cls._live_hub = LiveHub(load_application(None, static=static), cls.listeners).start()
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        cls._live_hub.stop()
+        super().tearDownClass()
+
+    @property
+    def live_server_url(self) -> str:
+        return self._live_hub.url("http")
+
+    @property
+    def live_server_ws_url(self) -> str:
+        return "ws" + self.live_server_url.removeprefix("http")
+
+
+#: Channels' name for :class:`HubLiveServerTestCase`.
+ChannelsLiveServerTestCase = HubLiveServerTestCase

@@ -18,7 +18,7 @@ from asgiref.server import StatelessServer
 from hub.types import ASGIApp
 
 
-class Worker(StatelessServer):  # type: ignore[misc]
+class Worker(StatelessServer):
     """Run ``application`` for messages arriving on ``channels`` of ``channel_layer``."""
 
     def __init__(
@@ -34,7 +34,7 @@ class Worker(StatelessServer):  # type: ignore[misc]
             raise ValueError("A worker needs at least one channel to listen on")
         for channel in channels:
             channel_layer.require_valid_channel_name(channel)
-        super().__init__(application, max_applications)
+        super().__init__(application, max_applications)  # type: ignore[no-untyped-call]
         self.channels = list(channels)
         self.channel_layer = channel_layer
 
@@ -57,5 +57,5 @@ class Worker(StatelessServer):  # type: ignore[misc]
             if not message.get("type"):
                 raise ValueError(f"Worker received a message with no type on {channel!r}")
             scope = {"type": "channel", "channel": channel}
-            queue = self.get_or_create_application_instance(channel, scope)
+            queue = self.get_or_create_application_instance(channel, scope)  # type: ignore[no-untyped-call]
             await queue.put(message)

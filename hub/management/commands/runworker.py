@@ -36,4 +36,4 @@ class Command(BaseCommand):
             application=get_default_application(),
             channels=options["channels"],
             channel_layer=layer,
-        ).run()
+        ).run()  # type: ignore[no-untyped-call]

@@ -15,6 +15,7 @@ import importlib
 import logging
 import os
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -235,8 +236,12 @@ def serve(
         sockets=sockets,
     )
 
+    # Django's autoreloader serves from a thread, where signals cannot be
+    # handled; there, as with runserver, a signal ends the process at once.
+    in_main_thread = threading.current_thread() is threading.main_thread()
+
     async def main() -> None:
-        await hub.serve(on_started=on_started)
+        await hub.serve(install_signals=in_main_thread, on_started=on_started)
 
     with asyncio.Runner(loop_factory=new_event_loop(config.loop)) as runner:
         runner.run(main())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -15,15 +16,21 @@ BANNER_TIMEOUT = 30
 
 
 class HubProcess:
-    """``python -m hub ARGS`` with its output drained by a thread; ``.urls`` from its banner."""
+    """``python -m hub ARGS`` (or ``python ARGS`` with ``module=False``), output drained.
 
-    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+    The process leads its own process group, so ``stop()`` also reaches the
+    children it spawned (workers, the autoreloader's server).
+    """
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None, module: bool = True) -> None:
+        command = [sys.executable, "-m", "hub", *args] if module else [sys.executable, *args]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "hub", *args],
+            command,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+            start_new_session=True,
         )
         self.output: list[str] = []
         self._new_line = threading.Condition()
@@ -42,9 +49,9 @@ class HubProcess:
             self.output.append("")
             self._new_line.notify_all()
 
-    def read_until(self, marker: str, after: int = 0) -> int:
+    def read_until(self, marker: str, after: int = 0, timeout: float = BANNER_TIMEOUT) -> int:
         """Wait for a line containing ``marker``; return the index after it."""
-        deadline = time.monotonic() + BANNER_TIMEOUT
+        deadline = time.monotonic() + timeout
         with self._new_line:
             while True:
                 for index in range(after, len(self.output)):
@@ -54,13 +61,31 @@ class HubProcess:
                     raise AssertionError(f"{marker!r} never appeared:\n" + "".join(self.output))
                 self._new_line.wait(1)
 
+    @staticmethod
+    def run_command(args: list[str], env: dict[str, str] | None = None) -> str:
+        """Run ``python ARGS`` to completion; return its output or raise with it."""
+        result = subprocess.run(
+            [sys.executable, *args],
+            capture_output=True,
+            text=True,
+            env={**os.environ, **(env or {})},
+            timeout=120,
+        )
+        if result.returncode:
+            raise AssertionError(f"{args} failed:\n{result.stdout}{result.stderr}")
+        return result.stdout
+
     def stop(self) -> int:
+        """SIGTERM the process group, wait for the leader; SIGKILL the group after 30 s."""
+        group = self.process.pid
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+            os.killpg(group, signal.SIGTERM)
         try:
             self.process.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            self.process.kill()
+            os.killpg(group, signal.SIGKILL)
             self.process.wait()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGTERM)
         self._reader.join(10)
         return self.process.returncode

@@ -1,8 +1,9 @@
 """``manage.py runhub``: hub's server for this project, like ``runserver`` in DEBUG.
 
 With ``DEBUG = True`` it reloads on code changes and serves static files, as
-``runserver`` does; otherwise it runs as in production. Every ``hub run``
-option is accepted (see ``hub run --help``).
+``runserver`` does; otherwise it runs as in production. ``manage.py runhub
+0.0.0.0:8000`` adds an HTTP listener as ``runserver``'s address does, and
+every ``hub run`` option is accepted (see ``hub run --help``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,10 @@ class Command(BaseCommand):
     help = "Serve this project on hub's listeners (HTTP/WebSocket and every other protocol)."
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        add_run_arguments(parser, include_app=True, include_settings=False)
+        parser.add_argument(
+            "addrport", nargs="?", help="an HTTP listener as PORT or HOST:PORT, as for runserver"
+        )
+        add_run_arguments(parser, include_app=False, include_settings=False)
         parser.add_argument(
             "--noreload", action="store_true", help="do not reload on code changes in DEBUG"
         )
@@ -32,7 +36,9 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        config = config_from_args(argparse.Namespace(settings=None, **options))
+        if options["addrport"]:
+            options["http"] = [options["addrport"], *options["http"]]
+        config = config_from_args(argparse.Namespace(**{**options, "settings": None, "app": None}))
         debug = bool(settings.DEBUG)
         config = dataclasses.replace(
             config,

@@ -19,6 +19,9 @@ and a few things Channels lacks:
   consumer stops; other connections are untouched.
 - On exit, whatever the reason, the consumer leaves its ``groups`` and stops
   every task it started.
+- Every connection is listed in :data:`hub.status.STATUS` while it lives, and
+  its messages, sends and crashes are counted there; an operator can send it
+  ``hub.disconnect`` or ``hub.message`` through the channel layer.
 
 Channels' ``AsyncConsumer.dispatch`` closes stale database connections in a
 thread before *every* handler; hub does not, because ORM work in async code
@@ -31,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
@@ -41,6 +45,7 @@ from hub.db import database_sync_to_async
 from hub.exceptions import StopConsumer
 from hub.layers import get_channel_layer
 from hub.outbound import OutboundPolicy, OutboundQueue, SlowClient
+from hub.status import STATUS, Connection
 from hub.types import ASGIApp, Message, Receive, Scope, Send
 
 logger = logging.getLogger("hub.consumer")
@@ -61,6 +66,16 @@ CRASH_REPLIES: dict[str, tuple[Message, ...]] = {
 #: What a client is sent when the DISCONNECT outbound policy cuts it off.
 SLOW_CLIENT_REPLIES: dict[str, tuple[Message, ...]] = {
     "websocket": ({"type": "websocket.close", "code": 1008, "reason": "client reads too slowly"},),
+}
+
+#: What a client is sent when an operator disconnects it (``hub.disconnect``).
+OPERATOR_DISCONNECT_REPLIES: dict[str, tuple[Message, ...]] = {
+    "websocket": ({"type": "websocket.close", "code": 1000, "reason": "closed by an operator"},),
+}
+
+#: How an operator's text (``hub.message``) is sent to a client, by scope type.
+OPERATOR_MESSAGES: dict[str, Callable[[str], Message]] = {
+    "websocket": lambda text: {"type": "websocket.send", "text": text},
 }
 
 #: Seconds a crash or slow-client reply may take before the consumer gives up
@@ -145,6 +160,17 @@ class AsyncConsumer:
         self._tasks: set[asyncio.Task[None]] = set()
         self._lock = asyncio.Lock()
         self._slots = asyncio.Semaphore(self.max_concurrent_handlers)
+        self._protocol = str(scope.get("type", "?"))
+        self._status_key = getattr(self, "channel_name", None) or f"{id(self):x}"
+        STATUS.connected(
+            Connection(
+                key=self._status_key,
+                consumer=type(self).__name__,
+                protocol=self._protocol,
+                summary=describe_scope(scope),
+                channel_name=getattr(self, "channel_name", None),
+            )
+        )
         try:
             for source in sources:
                 self._start(self._pump(source))
@@ -160,7 +186,27 @@ class AsyncConsumer:
 
     async def send(self, message: Message) -> None:
         """Send ``message`` to the client (through the protocol server)."""
+        STATUS.messages_out[self._protocol] += 1
         await self.base_send(message)
+
+    async def hub_disconnect(self, event: Message) -> None:
+        """An operator asked to close this connection (``{"type": "hub.disconnect"}``)."""
+        logger.info("%s: disconnected by an operator", self._describe())
+        await self._farewell(OPERATOR_DISCONNECT_REPLIES)
+        raise StopConsumer
+
+    async def hub_message(self, event: Message) -> None:
+        """An operator sent this client a text (``{"type": "hub.message", "text": ...}``)."""
+        build = OPERATOR_MESSAGES.get(self._protocol)
+        if build is None:
+            logger.warning(
+                "%s: cannot deliver an operator message to a %s client",
+                self._describe(),
+                self._protocol,
+            )
+            return
+        await self._server_send(build(str(event.get("text", ""))))
+        STATUS.messages_out[self._protocol] += 1
 
     @classmethod
     def as_asgi(cls, **initkwargs: Any) -> ASGIApp:
@@ -233,11 +279,13 @@ class AsyncConsumer:
             self._slots.release()
 
     async def _handle(self, message: Message) -> None:
+        started = time.perf_counter()
         try:
             await self.dispatch(message)
         except StopConsumer:
             raise
         except Exception as exc:
+            STATUS.error(self._protocol, "crash")
             logger.error(
                 "%s crashed handling %r: %s: %s",
                 self._describe(),
@@ -248,6 +296,8 @@ class AsyncConsumer:
             )
             await self._farewell(CRASH_REPLIES)
             raise StopConsumer from exc
+        finally:
+            STATUS.handled(self._protocol, time.perf_counter() - started)
 
     def _stop(self, exc: BaseException) -> None:
         if not self._stopped.done():
@@ -259,6 +309,7 @@ class AsyncConsumer:
             self._outbound.put(message)
         except SlowClient as exc:
             logger.warning("%s", exc)
+            STATUS.error(self._protocol, "slow_client")
             await self._farewell(SLOW_CLIENT_REPLIES)
             raise StopConsumer from exc
 
@@ -272,7 +323,8 @@ class AsyncConsumer:
             logger.debug("%s: could not send the closing reply", self._describe(), exc_info=True)
 
     async def _shutdown(self) -> None:
-        """Stop every task of this consumer and leave its groups."""
+        """Stop every task of this consumer, leave its groups and the status registry."""
+        STATUS.disconnected(self._status_key)
         current = asyncio.current_task()
         tasks = [t for t in self._tasks if t is not current]
         for task in tasks:
@@ -311,4 +363,5 @@ class SyncConsumer(AsyncConsumer):
 
     def send(self, message: Message) -> None:  # type: ignore[override]
         """Send ``message`` to the client; blocks until the server has taken it."""
+        STATUS.messages_out[self._protocol] += 1
         self.base_send(message)

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from hub.listeners import ListenerServer, ListenerSpec
+from hub.status import STATUS
 from hub.types import ASGIApp
 from protocols.lifespan import Lifespan
 
@@ -128,6 +129,8 @@ class Hub:
         if install_signals:
             self._install_signal_handlers()
         await self.start()
+        STATUS.listeners = self.urls()
+        STATUS.draining = False
         for protocol, url in self.urls():
             logger.info("Listening: %-5s %s", protocol, url)
         if on_started is not None:
@@ -135,6 +138,7 @@ class Hub:
         try:
             await self._stop.wait()
         finally:
+            STATUS.draining = True
             logger.info("Shutting down (grace %.0f s)", self.shutdown_grace)
             await self.wait_closed()
             logger.info("Stopped")

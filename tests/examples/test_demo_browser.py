@@ -70,6 +70,18 @@ class TestAdmin:
             )
         )
 
+    def test_the_hub_status_page_is_live_and_lists_connections(self, demo, browser):
+        browser.get(demo.urls[0] + "/admin/")
+        browser.find_element(By.LINK_TEXT, "Hub status").click()
+        live = (By.ID, "hub-live")
+        wait(browser).until(expected_conditions.text_to_be_present_in_element(live, "live"))
+        listeners = (By.ID, "hub-listeners")
+        wait(browser).until(expected_conditions.text_to_be_present_in_element(listeners, "http"))
+        connections = (By.ID, "hub-connections")
+        wait(browser).until(
+            expected_conditions.text_to_be_present_in_element(connections, "StatusConsumer")
+        )
+
     def test_the_admin_action_sends_a_command_to_devices(self, demo, browser):
         browser.get(demo.urls[0] + "/admin/dashboard/device/")
         browser.find_element(By.CSS_SELECTOR, "input.action-select[value]").click()

@@ -1,0 +1,108 @@
+"""What this process is doing: listeners, live connections, message and error counts.
+
+One :data:`STATUS` per process, fed by consumers (each connection registers
+itself; each handled message, send and crash is counted by scope type) and by
+the runner (listeners, draining). The admin's "Hub status" page, the health
+and readiness views and the Prometheus collector read it. Counting is a few
+integer increments per message, cheap enough to stay on by default.
+"""
+
+from __future__ import annotations
+
+import bisect
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Upper bounds (seconds) of the handler latency histogram buckets.
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+@dataclass
+class Connection:
+    """One live consumer instance."""
+
+    key: str
+    consumer: str
+    protocol: str
+    summary: str
+    channel_name: str | None
+    connected_at: float = field(default_factory=time.time)
+
+
+@dataclass
+class Latency:
+    """A cumulative histogram of handler durations."""
+
+    counts: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))
+    total: float = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        self.total += seconds
+
+
+class HubStatus:
+    """The counters and registries of one process."""
+
+    def __init__(self) -> None:
+        self.started_at = time.time()
+        self.listeners: list[tuple[str, str]] = []
+        self.draining = False
+        self.connections: dict[str, Connection] = {}
+        self.connections_total: Counter[str] = Counter()
+        self.messages_in: Counter[str] = Counter()
+        self.messages_out: Counter[str] = Counter()
+        self.errors: Counter[tuple[str, str]] = Counter()
+        self.latency: dict[str, Latency] = {}
+
+    def connected(self, connection: Connection) -> None:
+        self.connections[connection.key] = connection
+        self.connections_total[connection.protocol] += 1
+
+    def disconnected(self, key: str) -> None:
+        self.connections.pop(key, None)
+
+    def handled(self, protocol: str, seconds: float) -> None:
+        self.messages_in[protocol] += 1
+        latency = self.latency.get(protocol)
+        if latency is None:
+            latency = self.latency[protocol] = Latency()
+        latency.observe(seconds)
+
+    def error(self, protocol: str, kind: str) -> None:
+        self.errors[(protocol, kind)] += 1
+
+    def open_connections(self) -> Counter[str]:
+        """Live connections by protocol."""
+        return Counter(connection.protocol for connection in self.connections.values())
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything above as plain data (for the status page and its WebSocket)."""
+        return {
+            "time": time.time(),
+            "uptime": time.time() - self.started_at,
+            "draining": self.draining,
+            "listeners": [{"protocol": p, "url": u} for p, u in self.listeners],
+            "open_connections": dict(self.open_connections()),
+            "connections_total": dict(self.connections_total),
+            "messages_in": dict(self.messages_in),
+            "messages_out": dict(self.messages_out),
+            "errors": {f"{p}/{k}": n for (p, k), n in self.errors.items()},
+            "connections": [
+                {
+                    "key": c.key,
+                    "consumer": c.consumer,
+                    "protocol": c.protocol,
+                    "summary": c.summary,
+                    "channel_name": c.channel_name,
+                    "connected_at": c.connected_at,
+                }
+                for c in sorted(self.connections.values(), key=lambda c: c.connected_at)
+            ],
+        }
+
+
+#: This process's status.
+STATUS = HubStatus()

@@ -42,7 +42,12 @@ from typing import Any
 
 #: Modules whose ``BENCHMARKS`` lists make up the registry, in table order.
 #: A new benchmark module is registered by adding its name here.
-BENCHMARK_MODULES = ("benchmarks.layers",)
+BENCHMARK_MODULES = (
+    "benchmarks.layers",
+    "benchmarks.websocket",
+    "benchmarks.http",
+    "benchmarks.idle",
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

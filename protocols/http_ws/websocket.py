@@ -31,12 +31,12 @@ from typing import Any
 
 import httptools
 from websockets.datastructures import Headers
-from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
 from websockets.frames import CloseCode, Frame, Opcode
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
+from .deflate import LazyServerPerMessageDeflateFactory
 from .flow import FlowControl
 from .listener import ConnectionInfo, Listener, access_logger
 from .messages import ASGI_VERSION, ClientDisconnected, Message, unexpected
@@ -108,7 +108,15 @@ class WebSocketProtocol(asyncio.Protocol):
                 f"unsupported Sec-WebSocket-Version {version!r}",
             )
             return
-        extensions = [ServerPerMessageDeflateFactory()] if config.ws_per_message_deflate else None
+        extensions = None
+        if config.ws_per_message_deflate:
+            extensions = [
+                LazyServerPerMessageDeflateFactory(
+                    server_max_window_bits=config.ws_deflate_window_bits,
+                    client_max_window_bits=config.ws_deflate_window_bits,
+                    compress_settings={"memLevel": config.ws_deflate_mem_level},
+                )
+            ]
         self.protocol = ServerProtocol(
             extensions=extensions, max_size=config.ws_max_message_size, state=State.OPEN
         )

@@ -22,6 +22,7 @@ from typing import Any, cast
 
 from hub.listeners import PROTOCOLS, ListenerSpec, listener_from_setting, parse_listener
 from hub.types import ASGIApp
+from protocols.lifespan import LifespanFailure
 
 logger = logging.getLogger("hub.cli")
 
@@ -144,6 +145,9 @@ def setup_django(settings_module: str | None) -> bool:
         os.environ["DJANGO_SETTINGS_MODULE"] = settings_module
     if not os.environ.get("DJANGO_SETTINGS_MODULE"):
         return False
+    # As manage.py and ``python -m`` do: the project is importable from where it runs.
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
     import django
 
     django.setup()
@@ -287,15 +291,54 @@ def run(config: RunConfig, on_started: Callable[[list[str]], None] | None = None
     if (config.workers or 1) > 1:
         from hub.workers import Supervisor
 
+        warn_about_process_local_layer(config.workers or 1)
+
         def ready(resolved: list[ListenerSpec]) -> None:
-            urls = [f"{spec.entry.scheme}://{spec.host}:{spec.port}" for spec in resolved]
+            urls = [listener_url(spec) for spec in resolved]
             print_banner(urls, config.workers or 1)
             if on_started:
                 on_started(urls)
 
-        Supervisor(config.workers or 1, worker_main, config.listeners, (config,), ready).run()
+        Supervisor(
+            config.workers or 1,
+            worker_main,
+            config.listeners,
+            (config,),
+            ready,
+            stop_timeout=(config.shutdown_grace or 0) + 10,
+        ).run()
         return
     serve(config, on_started=_banner_from_hub(on_started))
+
+
+def listener_url(spec: ListenerSpec) -> str:
+    """The URL of a listener from its spec (the workers' supervisor has no server to ask)."""
+    entry = spec.entry
+    scheme = entry.tls_scheme if getattr(spec.build_config(), "is_tls", False) else entry.scheme
+    prefix = f"{spec.name}=" if spec.name else ""
+    if spec.uds:
+        return f"{prefix}{scheme}+unix://{spec.uds}"
+    host = f"[{spec.host}]" if ":" in spec.host else spec.host
+    return f"{prefix}{scheme}://{host}:{spec.port}"
+
+
+def warn_about_process_local_layer(workers: int) -> None:
+    """Each worker has its own in-memory layer: groups do not span them."""
+    from django.conf import settings
+
+    if not settings.configured:
+        return
+    from hub.layers.manager import channel_layers
+
+    backend = channel_layers.configs.get("default", {}).get("BACKEND", "")
+    if backend.endswith("InMemoryChannelLayer"):
+        logger.warning(
+            "%d workers with the in-memory channel layer (%s): each worker has its own, "
+            "so group_send reaches only consumers in the same worker; use "
+            "hub.layers.redis.RedisChannelLayer",
+            workers,
+            backend,
+        )
 
 
 def _banner_from_hub(on_started: Callable[[list[str]], None] | None) -> Callable[[Any], None]:
@@ -330,7 +373,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.command == "run":
         try:
             run(config_from_args(args))
-        except (ValueError, ImportError, OSError) as exc:
+        except (ValueError, ImportError, OSError, LifespanFailure) as exc:
             print(f"hub: error: {exc}", file=sys.stderr)
             raise SystemExit(1) from None
     elif args.command == "demo":

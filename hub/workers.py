@@ -103,6 +103,7 @@ class Supervisor:
         listeners: Sequence[ListenerSpec],
         args: tuple[Any, ...] = (),
         on_ready: Callable[[list[ListenerSpec]], None] | None = None,
+        stop_timeout: float = 60.0,
     ) -> None:
         if count < 1:
             raise ValueError(f"workers must be at least 1, got {count}")
@@ -111,6 +112,7 @@ class Supervisor:
         self.listeners = list(listeners)
         self.args = args
         self.on_ready = on_ready
+        self.stop_timeout = stop_timeout
         self._context = multiprocessing.get_context("spawn")
         self._processes: dict[int, Any] = {}
         self._started: dict[int, float] = {}
@@ -191,7 +193,7 @@ class Supervisor:
             if process.is_alive():
                 process.terminate()
         for index, process in self._processes.items():
-            process.join(timeout=60)
+            process.join(timeout=self.stop_timeout)
             if process.is_alive():
                 logger.error("Worker %d (pid %d) did not stop; killing it", index, process.pid)
                 process.kill()

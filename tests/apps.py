@@ -34,3 +34,10 @@ async def hello(scope: Scope, receive: Receive, send: Send) -> None:
             if message["type"] == "websocket.disconnect":
                 return
             await send({"type": "websocket.send", "text": message.get("text") or ""})
+
+
+async def refuses_to_start(scope: Scope, receive: Receive, send: Send) -> None:
+    """Answers lifespan startup with a failure."""
+    assert scope["type"] == "lifespan"
+    await receive()
+    await send({"type": "lifespan.startup.failed", "message": "database unreachable"})

@@ -37,7 +37,7 @@ class HubProcess:
         self._reader = threading.Thread(target=self._drain, daemon=True)
         self._reader.start()
         self.read_until("Quit with CONTROL-C")
-        self.urls = [m.group(1) for line in self.output if (m := re.match(r"\s+(\w+://\S+)", line))]
+        self.urls = [m.group(1) for line in self.output if (m := re.match(r"\s+([\w+]+://\S+)", line))]
 
     def _drain(self) -> None:
         assert self.process.stdout is not None

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import http.client
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -88,6 +90,17 @@ class TestHubRun:
         assert result.returncode == 1
         assert "Unknown option(s) bogus for http listener; valid options:" in result.stderr
 
+    def test_a_required_lifespan_that_fails_is_a_one_line_error(self):
+        result = subprocess.run(
+            [sys.executable, "-m", "hub", "run", "tests.apps:refuses_to_start", "--lifespan", "on"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert result.returncode == 1
+        assert "hub: error: lifespan.startup failed: database unreachable" in result.stderr
+        assert "Traceback" not in result.stderr
+
     def test_a_missing_application_is_an_error(self):
         result = subprocess.run(
             [sys.executable, "-m", "hub", "run", "tests.apps:nothing", "--http", "127.0.0.1:0"],
@@ -117,6 +130,17 @@ class TestWorkers:
         assert f"pid={victim}" not in pids_now
         assert len(pids_now) == 2
         assert hub.stop() == 0
+
+    def test_workers_share_a_unix_socket(self, hub_process, tmp_path):
+        path = tmp_path / "hub.sock"
+        hub = hub_process("run", "tests.apps:hello", "--http", f"unix:{path}", "--workers", "2")
+        assert hub.urls == [f"http+unix://{path}"]
+        connection = http.client.HTTPConnection("localhost")
+        connection.sock = socket.socket(socket.AF_UNIX)
+        connection.sock.connect(str(path))
+        connection.request("GET", "/over-unix")
+        assert b"path=/over-unix" in connection.getresponse().read()
+        connection.close()
 
 
 class TestSettings:

@@ -37,7 +37,8 @@ class HubProcess:
         self._reader = threading.Thread(target=self._drain, daemon=True)
         self._reader.start()
         self.read_until("Quit with CONTROL-C")
-        self.urls = [m.group(1) for line in self.output if (m := re.match(r"\s+([\w+]+://\S+)", line))]
+        banner = (re.match(r"\s+([\w+]+://\S+)", line) for line in self.output)
+        self.urls = [match.group(1) for match in banner if match]
 
     def _drain(self) -> None:
         assert self.process.stdout is not None

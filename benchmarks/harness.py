@@ -44,6 +44,7 @@ from typing import Any
 #: A new benchmark module is registered by adding its name here.
 BENCHMARK_MODULES = (
     "benchmarks.layers",
+    "benchmarks.redis_layer",
     "benchmarks.websocket",
     "benchmarks.http",
     "benchmarks.idle",

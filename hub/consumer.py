@@ -195,8 +195,20 @@ class AsyncConsumer:
         await self._farewell(OPERATOR_DISCONNECT_REPLIES)
         raise StopConsumer
 
+    async def layer_resync(self, message: Message) -> None:
+        """The layer reconnected to its backend (a Redis restart or failover).
+
+        Group memberships may have been lost with the backend's data: rejoin
+        ``groups``. Override it to rejoin groups joined in ``connect()`` too.
+        """
+        for group in getattr(self, "groups", None) or ():
+            await self.channel_layer.group_add(group, self.channel_name)
+
     async def hub_message(self, event: Message) -> None:
         """An operator sent this client a text (``{"type": "hub.message", "text": ...}``)."""
+        await self._operator_message(event)
+
+    async def _operator_message(self, event: Message) -> None:
         build = OPERATOR_MESSAGES.get(self._protocol)
         if build is None:
             logger.warning(
@@ -365,3 +377,18 @@ class SyncConsumer(AsyncConsumer):
         """Send ``message`` to the client; blocks until the server has taken it."""
         STATUS.messages_out[self._protocol] += 1
         self.base_send(message)
+
+    def layer_resync(self, message: Message) -> None:  # type: ignore[override]
+        """The layer reconnected to its backend: rejoin ``groups`` (see AsyncConsumer)."""
+        for group in getattr(self, "groups", None) or ():
+            async_to_sync(self.channel_layer.group_add)(group, self.channel_name)
+
+    def hub_disconnect(self, event: Message) -> None:  # type: ignore[override]
+        """An operator asked to close this connection (see AsyncConsumer)."""
+        logger.info("%s: disconnected by an operator", self._describe())
+        async_to_sync(self._farewell)(OPERATOR_DISCONNECT_REPLIES)
+        raise StopConsumer
+
+    def hub_message(self, event: Message) -> None:  # type: ignore[override]
+        """An operator sent this client a text (see AsyncConsumer)."""
+        async_to_sync(self._operator_message)(event)

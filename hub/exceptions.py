@@ -10,6 +10,8 @@ Names and meanings are those of ``channels.exceptions``::
     ├── ChannelFull              a channel is at its capacity
     ├── MessageTooLarge          a message exceeds the layer's size limit
     ├── StopConsumer             a consumer asks to end its application instance
+    ├── ConnectionError
+    │   └── ChannelLayerUnavailable    the layer's backend (Redis) cannot be reached
     └── ValueError
         ├── InvalidChannelLayerError   CHANNEL_LAYERS is misconfigured
         └── NoRouteFound               no route of a router matched the scope
@@ -50,3 +52,7 @@ class StopConsumer(Exception):
 
 class NoRouteFound(ValueError):
     """No route of a router matched the scope; the message names the scope and the routes."""
+
+
+class ChannelLayerUnavailable(ConnectionError):
+    """The channel layer's backend cannot be reached; nothing was sent or changed."""

@@ -156,3 +156,42 @@ def _django():
     from django.core.asgi import get_asgi_application
 
     return get_asgi_application()
+
+
+class TestSyncConsumerOperatorActions:
+    @pytest.mark.django_db(transaction=True)
+    async def test_a_sync_consumer_is_disconnected_and_messaged_too(self):
+        from hub.generic.websocket import WebsocketConsumer
+
+        class SyncReporter(WebsocketConsumer):
+            def connect(self):
+                self.accept()
+                self.send(text_data=self.channel_name)
+
+        communicator = WebsocketCommunicator(SyncReporter.as_asgi(), "/")
+        await communicator.connect()
+        channel_name = await communicator.receive_from()
+        layer = get_channel_layer()
+        await layer.send(channel_name, {"type": "hub.message", "text": "hello sync"})
+        assert await communicator.receive_from() == "hello sync"
+        await layer.send(channel_name, {"type": "hub.disconnect"})
+        assert (await communicator.receive_output())["code"] == 1000
+        await communicator.wait()
+
+
+class TestLayerResync:
+    async def test_a_resync_rejoins_the_consumers_groups(self):
+        class Member(EchoConsumer):
+            groups = ["resynced"]
+
+        layer = get_channel_layer()
+        communicator = WebsocketCommunicator(Member.as_asgi(), "/")
+        await communicator.connect()
+        [channel] = await layer.group_members("resynced")
+        await layer.flush()
+        assert await layer.group_count("resynced") == 0
+        await layer.send(channel, {"type": "layer.resync"})
+        await layer.send(channel, {"type": "layer.ping", "text": "after resync"})
+        assert await communicator.receive_from() == "ping from layer: after resync"
+        assert await layer.group_members("resynced") == {channel}
+        await communicator.disconnect()

@@ -1,0 +1,402 @@
+"""The Redis channel layer: many processes on many machines behave as one hub.
+
+Switching from channels_redis is one line of ``CHANNEL_LAYERS``::
+
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "hub.layers.redis.RedisChannelLayer",
+            "CONFIG": {"hosts": ["redis://127.0.0.1:6379/0"]},
+        }
+    }
+
+Semantics are the in-memory layer's (at-most-once, FIFO per channel, capacity
+with ``ChannelFull``, ``channel_capacity`` patterns, expiry, group expiry,
+presence), and the settings are channels_redis's. How it is built:
+
+- ``redis_connections``: hosts, consistent-hash sharding, Sentinel, Cluster,
+  one client per event loop.
+- ``redis_scripts``: key layout and the Lua scripts; every send is one
+  script, one round trip; ``group_send`` is one round trip whatever the group
+  size on a single server (one per shard and slot otherwise).
+- ``redis_readers``: one blocking read per process for all its specific
+  channels (the inbox), reconnection with backoff, ``layer.resync``.
+- ``redis_serializer``: msgpack, optionally Fernet-encrypted.
+
+While Redis is unreachable, ``send``, ``group_send`` and the group calls
+raise :class:`RedisUnavailable` (a ``ConnectionError``) naming the server;
+receivers keep waiting and resume when it is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import itertools
+import logging
+import math
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+from redis.crc import key_slot
+from redis.exceptions import (
+    BusyLoadingError,
+    ClusterDownError,
+    NoScriptError,
+    ReadOnlyError,
+    TryAgainError,
+)
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from hub.exceptions import ChannelFull, ChannelLayerUnavailable
+from hub.layers import redis_scripts as scripts
+from hub.layers.base import BaseChannelLayer, CapacityPattern, require_message
+from hub.layers.redis_connections import HostSpec, Shards
+from hub.layers.redis_readers import RESYNC_TYPE, ChannelReader, Inbox, raise_if_cancelled
+from hub.layers.redis_serializer import MessageSerializer, UnreadableMessage
+from hub.types import Message
+
+__all__ = ["RESYNC_TYPE", "RedisChannelLayer", "RedisUnavailable", "UnreadableMessage"]
+
+logger = logging.getLogger("hub.layers")
+
+#: Errors that mean "Redis is not there right now", as opposed to a bug.
+UNAVAILABLE_ERRORS = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    BusyLoadingError,
+    ReadOnlyError,
+    ClusterDownError,
+    TryAgainError,
+    OSError,
+)
+
+_SCRIPTS = {
+    name: (source, hashlib.sha1(source.encode()).hexdigest())
+    for name, source in {
+        "PUSH": scripts.PUSH,
+        "GROUP_SEND": scripts.GROUP_SEND,
+        "GROUP_MEMBERS": scripts.GROUP_MEMBERS,
+        "GROUP_ADD": scripts.GROUP_ADD,
+        "RELEASE": scripts.RELEASE,
+        "TAKE": scripts.TAKE,
+    }.items()
+}
+
+
+class RedisUnavailable(ChannelLayerUnavailable):
+    """Redis could not be reached; the message was not sent (or the group not changed)."""
+
+
+class RedisChannelLayer(BaseChannelLayer):
+    """A channel layer on Redis (one server, several shards, Sentinel or Cluster).
+
+    Args:
+        hosts: Redis servers, as URLs, ``(host, port)`` or dicts of client
+            options (see :mod:`hub.layers.redis_connections`); default
+            ``redis://localhost:6379``. Several entries shard the keys.
+        prefix: prefix of every key, so several layers can share a server.
+        expiry: seconds an undelivered message is kept (default 60).
+        group_expiry: seconds a group membership lasts unless renewed by
+            ``group_add`` (default 86400, one day).
+        capacity: messages a channel holds before ``send`` raises
+            ``ChannelFull`` (default 100).
+        channel_capacity: per-name capacity overrides, ``{glob_or_regex: n}``.
+        symmetric_encryption_keys: encrypt message bodies with the first key;
+            decrypt with any (see :mod:`hub.layers.redis_serializer`).
+    """
+
+    extensions: ClassVar[list[str]] = ["groups", "flush", "presence"]
+
+    def __init__(
+        self,
+        hosts: Sequence[HostSpec] | None = None,
+        prefix: str = "asgi",
+        expiry: float = 60,
+        group_expiry: float = 86400,
+        capacity: int = 100,
+        channel_capacity: Mapping[CapacityPattern, int] | None = None,
+        symmetric_encryption_keys: Sequence[str | bytes] | None = None,
+    ) -> None:
+        super().__init__(expiry=expiry, capacity=capacity, channel_capacity=channel_capacity)
+        self.group_expiry = group_expiry
+        self.prefix = prefix
+        self._keys = scripts.Keys(prefix)
+        self._shards = Shards(hosts)
+        self._serializer = MessageSerializer(symmetric_encryption_keys)
+        self._expiry_ms = int(expiry * 1000)
+        self._group_expiry_ms = int(group_expiry * 1000)
+        # Queues outlive their last message by a second; group keys their last join.
+        self._ttl = math.ceil(expiry) + 1
+        self._group_ttl = math.ceil(group_expiry) + 1
+        # One round trip for group_send needs every member on one server and
+        # one capacity for all, since the script cannot evaluate the patterns.
+        self._group_send_in_lua = (
+            len(self._shards) == 1 and not self._shards.shard(0).cluster and not channel_capacity
+        )
+        self._inbox_id = "r" + os.urandom(6).hex()
+        self._names = itertools.count()
+        self._inboxes: dict[str, Inbox] = {}
+        self._readers: dict[str, ChannelReader] = {}
+
+    # Channel API
+
+    async def send(self, channel: str, message: Message) -> None:
+        """Queue ``message`` on ``channel``.
+
+        Raises:
+            TypeError: the channel name or the message is invalid (or holds a
+                value msgpack cannot store).
+            ChannelFull: the channel already holds its capacity of messages.
+            RedisUnavailable: Redis cannot be reached; the message was not sent.
+        """
+        require_message(message)
+        self.require_valid_channel_name(channel)
+        route, key, counter = self._keys.channel(channel)
+        body = self._serializer.dumps(message)
+        now = scripts.now_ms()
+        statuses = await self._eval(
+            self._shards.index(route),
+            "PUSH",
+            [key, counter],
+            [now, now + self._expiry_ms, self._ttl, body, 0, channel, self.get_capacity(channel)],
+            what=f"send to {channel!r}",
+        )
+        if statuses[0] != 1:
+            raise ChannelFull(
+                f"Channel {channel!r} is full: it holds {self.get_capacity(channel)} messages, "
+                "its capacity (set capacity or channel_capacity in CHANNEL_LAYERS)"
+            )
+
+    async def receive(self, channel: str) -> Message:
+        """The next message on ``channel``, waiting for one if it is empty.
+
+        Cancelling a ``receive`` never loses a message: one already taken from
+        Redis goes to the next receiver. While Redis is away, ``receive``
+        keeps waiting; after it is back, the channel first gets a
+        ``{"type": "layer.resync"}`` message.
+        """
+        inbox_id = scripts.inbox_of(channel) if type(channel) is str else None
+        if inbox_id is not None:
+            inbox = self._inboxes.get(inbox_id)
+            if inbox is None or channel not in inbox.channels:
+                self.require_valid_channel_name(channel)
+                if inbox is None:
+                    inbox = self._inboxes[inbox_id] = Inbox(self, inbox_id)
+            return await inbox.receive(channel)
+        reader = self._readers.get(channel)
+        if reader is None:
+            self.require_valid_channel_name(channel)
+            reader = self._readers[channel] = ChannelReader(self, channel)
+        return await reader.receive()
+
+    async def new_channel(self, prefix: str = "specific") -> str:
+        """A new specific channel name, delivered through this layer's inbox."""
+        return f"{prefix}.{self._inbox_id}!{next(self._names)}"
+
+    async def ping(self) -> None:
+        """Raise :class:`RedisUnavailable` unless every shard answers (readiness checks)."""
+        for index, _ in self._shards.all():
+            try:
+                await self._shards.client(index).ping()
+            except UNAVAILABLE_ERRORS as exc:
+                raise self._unavailable(index, "ping", exc) from exc
+
+    # Flush extension
+
+    async def flush(self) -> None:
+        """Delete every key of this prefix on every shard; waiting receivers stay."""
+        for index, _ in self._shards.all():
+            client = self._shards.client(index)
+            try:
+                keys = [key async for key in client.scan_iter(match=self._keys.pattern, count=1000)]
+                for start in range(0, len(keys), 1000):
+                    await client.delete(*keys[start : start + 1000])
+            except UNAVAILABLE_ERRORS as exc:
+                raise self._unavailable(index, "flush", exc) from exc
+        for inbox in self._inboxes.values():
+            inbox.clear()
+
+    # Groups extension
+
+    async def group_add(self, group: str, channel: str) -> None:
+        """Add ``channel`` to ``group``, or renew its membership for ``group_expiry``."""
+        self.require_valid_group_name(group)
+        self.require_valid_channel_name(channel)
+        await self._eval(
+            self._shards.index(group),
+            "GROUP_ADD",
+            [self._keys.group(group)],
+            [scripts.now_ms(), channel, self._group_ttl],
+            what=f"group_add to {group!r}",
+        )
+
+    async def group_discard(self, group: str, channel: str) -> None:
+        """Remove ``channel`` from ``group``; nothing happens if it is not a member."""
+        self.require_valid_group_name(group)
+        self.require_valid_channel_name(channel)
+        index = self._shards.index(group)
+        try:
+            await self._shards.client(index).zrem(self._keys.group(group), channel)
+        except UNAVAILABLE_ERRORS as exc:
+            raise self._unavailable(index, f"group_discard from {group!r}", exc) from exc
+
+    async def group_send(self, group: str, message: Message) -> None:
+        """Send ``message`` to every member of ``group``.
+
+        A member whose channel is full misses this message (logged at debug
+        level); a member whose channel holds a message that expired unread
+        has no reader and leaves the group. The others get it.
+
+        Raises:
+            RedisUnavailable: Redis cannot be reached; nobody got the message.
+        """
+        require_message(message)
+        self.require_valid_group_name(group)
+        body = self._serializer.dumps(message)
+        now = scripts.now_ms()
+        group_key = self._keys.group(group)
+        index = self._shards.index(group)
+        what = f"group_send to {group!r}"
+        if self._group_send_in_lua:
+            _, full, dead = await self._eval(
+                index,
+                "GROUP_SEND",
+                [group_key],
+                [
+                    now,
+                    now + self._expiry_ms,
+                    self._ttl,
+                    body,
+                    self.prefix,
+                    now - self._group_expiry_ms,
+                    self.capacity,
+                ],
+                what=what,
+            )
+            if full or dead:
+                logger.debug(
+                    "group_send to %r: %d full member(s) skipped, %d dead member(s) removed",
+                    group,
+                    full,
+                    dead,
+                )
+            return
+        members = await self._eval(
+            index, "GROUP_MEMBERS", [group_key], [now - self._group_expiry_ms], what=what
+        )
+        await self._push_to_members(group, [m.decode() for m in members], body, now, what)
+
+    async def _push_to_members(
+        self, group: str, members: list[str], body: bytes, now: int, what: str
+    ) -> None:
+        """Queue ``body`` for ``members``: one script per shard (and per slot in a Cluster)."""
+        batches: dict[tuple[int, int], tuple[list[str], list[Any], list[str]]] = {}
+        for channel in members:
+            route, key, counter = self._keys.channel(channel)
+            index = self._shards.index(route)
+            slot = key_slot(key.encode()) if self._shards.shard(index).cluster else 0
+            keys, args, names = batches.setdefault((index, slot), ([], [], []))
+            keys += [key, counter]
+            args += [channel, self.get_capacity(channel)]
+            names.append(channel)
+        head = [now, now + self._expiry_ms, self._ttl, body, 1]
+        calls = [
+            self._eval(index, "PUSH", keys, head + args, what=what)
+            for (index, _), (keys, args, _) in batches.items()
+        ]
+        results = (
+            await asyncio.gather(*calls) if len(calls) > 1 else [await calls[0]] if calls else []
+        )
+        dead = [
+            name
+            for (_, _, names), statuses in zip(batches.values(), results, strict=True)
+            for name, status in zip(names, statuses, strict=True)
+            if status == -1
+        ]
+        if dead:
+            index = self._shards.index(group)
+            with contextlib.suppress(*UNAVAILABLE_ERRORS):  # found again by the next group_send
+                await self._shards.client(index).zrem(self._keys.group(group), *dead)
+            logger.debug("group_send to %r removed %d dead member(s)", group, len(dead))
+
+    # Presence extension
+
+    async def group_members(self, group: str) -> set[str]:
+        """The channels currently in ``group``."""
+        self.require_valid_group_name(group)
+        index = self._shards.index(group)
+        cutoff = scripts.now_ms() - self._group_expiry_ms
+        try:
+            members: list[Any] = await self._shards.client(index).zrangebyscore(
+                self._keys.group(group), cutoff, "+inf"
+            )
+        except UNAVAILABLE_ERRORS as exc:
+            raise self._unavailable(index, f"group_members of {group!r}", exc) from exc
+        return {member.decode() for member in members}
+
+    async def group_count(self, group: str) -> int:
+        """How many channels are currently in ``group``."""
+        self.require_valid_group_name(group)
+        index = self._shards.index(group)
+        cutoff = scripts.now_ms() - self._group_expiry_ms
+        try:
+            count: int = await self._shards.client(index).zcount(
+                self._keys.group(group), cutoff, "+inf"
+            )
+        except UNAVAILABLE_ERRORS as exc:
+            raise self._unavailable(index, f"group_count of {group!r}", exc) from exc
+        return count
+
+    # Lifecycle
+
+    async def close(self) -> None:
+        """Stop the readers and close this loop's connections; the layer can be used again.
+
+        A message a reader was taking from Redis at that instant may be lost.
+        """
+        readers = [*self._inboxes.values(), *self._readers.values()]
+        self._inboxes, self._readers = {}, {}
+        tasks = [task for reader in readers if (task := reader.cancel()) is not None]
+        for reader in readers:
+            if isinstance(reader, Inbox):
+                await reader.finish()
+        # Closing the connections ends the blocking reads at once; redis-py
+        # may otherwise finish a BLPOP it was told to cancel.
+        await self._shards.close()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for reader in readers:
+            if isinstance(reader, ChannelReader):
+                await reader.drain()
+
+    # Internals
+
+    async def _eval(
+        self, index: int, name: str, keys: list[str], args: list[Any], what: str = ""
+    ) -> Any:
+        """Run script ``name`` on shard ``index`` (by SHA, loading it on first use)."""
+        client = self._shards.client(index)
+        source, sha = _SCRIPTS[name]
+        try:
+            try:
+                result = await client.evalsha(sha, len(keys), *keys, *args)
+            except NoScriptError:
+                await client.script_load(source)
+                result = await client.evalsha(sha, len(keys), *keys, *args)
+        except UNAVAILABLE_ERRORS as exc:
+            raise self._unavailable(index, what or name, exc) from exc
+        raise_if_cancelled()
+        return result
+
+    def _unavailable(self, index: int, what: str, exc: BaseException) -> RedisUnavailable:
+        return RedisUnavailable(
+            f"{what} failed: {self._shards.shard(index).name} is unreachable "
+            f"({type(exc).__name__}: {exc}); nothing was sent, retry when Redis is back"
+        )
+
+    def _entry(self, channel: str, message: Message, remaining_ms: int) -> bytes:
+        """A raw queued entry (see ``redis_scripts``), for a message put back."""
+        deadline = scripts.now_ms() + remaining_ms
+        return f"{deadline} {channel} ".encode() + self._serializer.dumps(message)

@@ -9,7 +9,7 @@ cd "$(dirname "$0")"
 
 PYTHON=${PYTHON:-python3}
 VENV=.venv
-DEBIAN_PACKAGES=(redis-server mosquitto chromium chromium-driver)
+DEBIAN_PACKAGES=(redis-server mosquitto mosquitto-clients chromium chromium-driver)
 
 need_python() {
     if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then

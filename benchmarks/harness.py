@@ -48,6 +48,7 @@ BENCHMARK_MODULES = (
     "benchmarks.websocket",
     "benchmarks.http",
     "benchmarks.idle",
+    "benchmarks.mqtt",
 )
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -8,6 +8,8 @@ HUB_LISTENERS          ``["http://127.0.0.1:8000"]``   listeners when the comman
 HUB_WORKERS            ``1``                           processes sharing each port
 HUB_SHUTDOWN_GRACE     ``10.0``                        seconds in-flight work gets at shutdown
 HUB_LIFESPAN           ``"auto"``                      run ASGI lifespan: auto, on or off
+HUB_MQTT_ALLOW_...     ``False``                       HUB_MQTT_ALLOW_ANONYMOUS: MQTT clients
+                                                       without credentials may connect
 =====================  ==============================  ==========================================
 
 Loopback is the default address: a development server must not be reachable
@@ -23,6 +25,7 @@ DEFAULTS: dict[str, Any] = {
     "HUB_WORKERS": 1,
     "HUB_SHUTDOWN_GRACE": 10.0,
     "HUB_LIFESPAN": "auto",
+    "HUB_MQTT_ALLOW_ANONYMOUS": False,
 }
 
 

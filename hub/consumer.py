@@ -61,16 +61,22 @@ CRASH_REPLIES: dict[str, tuple[Message, ...]] = {
         },
         {"type": "http.response.body", "body": b"Internal Server Error"},
     ),
+    # MQTT 5 "Unspecified error"; a 3.1.1 client is simply disconnected.
+    "mqtt": ({"type": "mqtt.disconnect", "reason_code": 0x80},),
 }
 
 #: What a client is sent when the DISCONNECT outbound policy cuts it off.
 SLOW_CLIENT_REPLIES: dict[str, tuple[Message, ...]] = {
     "websocket": ({"type": "websocket.close", "code": 1008, "reason": "client reads too slowly"},),
+    # MQTT 5 "Quota exceeded".
+    "mqtt": ({"type": "mqtt.disconnect", "reason_code": 0x97},),
 }
 
 #: What a client is sent when an operator disconnects it (``hub.disconnect``).
 OPERATOR_DISCONNECT_REPLIES: dict[str, tuple[Message, ...]] = {
     "websocket": ({"type": "websocket.close", "code": 1000, "reason": "closed by an operator"},),
+    # MQTT 5 "Administrative action".
+    "mqtt": ({"type": "mqtt.disconnect", "reason_code": 0x98},),
 }
 
 #: How an operator's text (``hub.message``) is sent to a client, by scope type.

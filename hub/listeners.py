@@ -85,6 +85,15 @@ PROTOCOLS: dict[str, ProtocolEntry] = {
         default_port=8000,
         help="HTTP/1.1 + WebSocket listener HOST:PORT[?option=value&...] or unix:PATH",
     ),
+    "mqtt": ProtocolEntry(
+        name="mqtt",
+        server="protocols.mqtt:MqttServer",
+        config="protocols.mqtt:MqttConfig",
+        scheme="mqtt",
+        tls_scheme="mqtts",
+        default_port=1883,
+        help="MQTT 3.1.1/5.0 listener HOST:PORT[?option=value&...]",
+    ),
     "smtp": ProtocolEntry(
         name="smtp",
         server="protocols.smtp:SmtpServer",

@@ -1,0 +1,375 @@
+"""MQTT consumers: decide on CONNECT and SUBSCRIBE, handle PUBLISH, publish to the device.
+
+A consumer serves one device connection (``docs/specs/mqtt.md``)::
+
+    class Sensors(AsyncMqttConsumer):
+        routes = TopicRouter([topic("sensors/<device>/temperature", "temperature")])
+
+        async def temperature(self, message, device):
+            await Reading.objects.acreate(device=device, value=float(message.text))
+
+        async def authorize_publish(self, topic):
+            return topic.startswith(f"sensors/{self.scope['username']}/")
+
+**Connect.** A CONNECT with a username is authenticated with
+:meth:`~AsyncMqttConsumer.authenticate` (Django's ``authenticate()`` by
+default: override it for a device model); a wrong password is refused with
+0x86 (3.1.1: 0x04). A CONNECT without one is refused with 0x87 (3.1.1:
+0x05) unless ``allow_anonymous`` (default: the ``HUB_MQTT_ALLOW_ANONYMOUS``
+setting, ``False``). Then :meth:`connect` may refuse with :class:`Refuse`.
+
+**Publish.** A message the client may publish (:meth:`authorize_publish`)
+goes to the route's method (with the captured levels as keyword arguments)
+or, without ``routes``, to :meth:`receive`. QoS 1/2 messages are
+acknowledged *after* the handler returned; if it raises, the consumer stops,
+the client gets DISCONNECT 0x80 and the message stays unacknowledged, so the
+client sends it again.
+
+**Subscribe.** Each filter is checked with :meth:`authorize_subscribe`
+(refused: 0x87) and granted by :meth:`subscribe` (the QoS asked by default).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, ClassVar
+
+from asgiref.sync import async_to_sync
+from django.conf import settings
+
+from hub.consumer import AsyncConsumer, SyncConsumer
+from hub.exceptions import NoRouteFound, StopConsumer
+from hub.mail.auth import aauthenticate_user, authenticate_user
+from hub.types import Message
+
+from .messages import MqttMessage
+from .routing import TopicRouter
+
+logger = logging.getLogger("hub.mqtt")
+
+#: v5 reason codes the consumers use (the server translates them for 3.1.1).
+SUCCESS = 0x00
+NO_MATCHING_SUBSCRIBERS = 0x10
+UNSPECIFIED_ERROR = 0x80
+BAD_USER_NAME_OR_PASSWORD = 0x86
+NOT_AUTHORIZED = 0x87
+
+
+class Refuse(Exception):
+    """Raise from ``connect()``/``subscribe()``/a publish handler to refuse with a reason code.
+
+    Args:
+        reason_code: an MQTT 5.0 reason code (0x80 or above): 0x87 Not
+            authorized, 0x88 Server unavailable, 0x97 Quota exceeded...
+        reason_string: sent to v5 clients as the Reason String.
+    """
+
+    def __init__(self, reason_code: int = NOT_AUTHORIZED, reason_string: str | None = None):
+        super().__init__(reason_code, reason_string)
+        self.reason_code = reason_code
+        self.reason_string = reason_string
+
+
+def _answer(kind: str, code: int, reason_string: str | None = None) -> Message:
+    answer: Message = {"type": kind, "reason_code": code}
+    if reason_string:
+        answer["reason_string"] = reason_string
+    return answer
+
+
+def _publish_message(
+    topic: str, payload: bytes | str, qos: int, retain: bool, properties: dict[str, Any]
+) -> Message:
+    return {
+        "type": "mqtt.publish",
+        "topic": topic,
+        "payload": payload.encode() if isinstance(payload, str) else payload,
+        "qos": qos,
+        "retain": retain,
+        "properties": properties,
+    }
+
+
+class _MqttBase:
+    """What both consumers share: groups, routes, anonymous policy, the Django user."""
+
+    #: Groups joined on connect and left on disconnect.
+    groups: list[str] | None = None
+    #: Routes for received messages; None: every message goes to ``receive()``.
+    routes: ClassVar[TopicRouter | None] = None
+    #: Accept CONNECT without a username; None: the HUB_MQTT_ALLOW_ANONYMOUS setting.
+    allow_anonymous: ClassVar[bool | None] = None
+
+    scope: Any
+    #: The authenticated Django user (or device object), None for anonymous clients.
+    user: Any = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if self.groups is None:
+            self.groups = []
+
+    @property
+    def client_id(self) -> str:
+        return str(self.scope["client_id"])
+
+    def anonymous_allowed(self) -> bool:
+        if self.allow_anonymous is not None:
+            return self.allow_anonymous
+        return bool(getattr(settings, "HUB_MQTT_ALLOW_ANONYMOUS", False))
+
+    def route(self, message: MqttMessage) -> tuple[Any, dict[str, Any]]:
+        """The bound handler and keyword arguments for a received message."""
+        if self.routes is None:
+            return self.receive, {}  # type: ignore[attr-defined]
+        target, kwargs = self.routes.match(message.topic)
+        handler = getattr(self, target) if isinstance(target, str) else target
+        return handler, kwargs
+
+
+class AsyncMqttConsumer(_MqttBase, AsyncConsumer):
+    """An MQTT device consumer with async handlers (see the module docstring)."""
+
+    # -- Hooks to override ------------------------------------------------------
+
+    async def authenticate(self, username: str, password: bytes | None) -> Any:
+        """The user (or device) with these credentials, or None: Django's by default."""
+        try:
+            text = (password or b"").decode()
+        except UnicodeDecodeError:
+            return None
+        return await aauthenticate_user(username, text)
+
+    async def connect(self) -> bool | None:
+        """Called after authentication; raise :class:`Refuse` to refuse.
+
+        Returns whether a session is present (``session_present``); None: no.
+        """
+        return None
+
+    async def connected(self) -> None:
+        """Called once CONNACK is sent (messages may be published from here)."""
+
+    async def authorize_publish(self, topic: str) -> bool:
+        """Whether the client may publish to ``topic``; refused QoS 1/2 get 0x87."""
+        return True
+
+    async def authorize_subscribe(self, topic_filter: str, qos: int) -> bool:
+        """Whether the client may subscribe to ``topic_filter``; refused: 0x87."""
+        return True
+
+    async def subscribe(self, topic_filter: str, qos: int, options: dict[str, Any]) -> int:
+        """Grant a subscription: return the granted QoS (at most ``qos``), or raise Refuse."""
+        return qos
+
+    async def subscribed(self, granted: list[tuple[dict[str, Any], int]]) -> None:
+        """Called after SUBACK with each (subscription, granted QoS or failure code)."""
+
+    async def unsubscribe(self, topic_filter: str) -> None:
+        """Called for each filter of an UNSUBSCRIBE."""
+
+    async def receive(self, message: MqttMessage) -> None:
+        """Handle a message the client published (without ``routes``)."""
+
+    async def disconnect(self, event: Message) -> None:
+        """Called when the connection is gone (``event`` is ``mqtt.disconnect``)."""
+
+    # -- Conveniences -----------------------------------------------------------
+
+    async def publish(
+        self,
+        topic: str,
+        payload: bytes | str = b"",
+        qos: int = 0,
+        retain: bool = False,
+        **properties: Any,
+    ) -> None:
+        """Publish to the device (v5 properties as keyword arguments)."""
+        await self.send(_publish_message(topic, payload, qos, retain, properties))
+
+    async def close(self, reason_code: int = SUCCESS, reason_string: str | None = None) -> None:
+        """Disconnect the device (v5 DISCONNECT ``reason_code``)."""
+        await self.send(_answer("mqtt.disconnect", reason_code, reason_string))
+
+    # -- Event handlers ---------------------------------------------------------
+
+    async def mqtt_connect(self, event: Message) -> None:
+        username = self.scope.get("username")
+        if username is None:
+            if not self.anonymous_allowed():
+                await self.send(_answer("mqtt.connack", NOT_AUTHORIZED))
+                raise StopConsumer
+        else:
+            self.user = await self.authenticate(username, event.get("password"))
+            if self.user is None:
+                await self.send(_answer("mqtt.connack", BAD_USER_NAME_OR_PASSWORD))
+                raise StopConsumer
+        try:
+            session_present = await self.connect()
+        except Refuse as exc:
+            await self.send(_answer("mqtt.connack", exc.reason_code, exc.reason_string))
+            raise StopConsumer from None
+        for group in self.groups or ():
+            await self.channel_layer.group_add(group, self.channel_name)
+        await self.send({"type": "mqtt.connack", "session_present": bool(session_present)})
+        await self.connected()
+
+    async def mqtt_publish(self, event: Message) -> None:
+        message = MqttMessage.from_event(event)
+        code = SUCCESS
+        if not await self.authorize_publish(message.topic):
+            code = NOT_AUTHORIZED
+        else:
+            try:
+                handler, kwargs = self.route(message)
+                await handler(message, **kwargs)
+            except Refuse as exc:
+                code = exc.reason_code
+            except NoRouteFound as exc:
+                logger.warning("%s: %s", self._describe(), exc)
+                code = NO_MATCHING_SUBSCRIBERS
+        if message.qos:
+            await self.send(
+                {"type": "mqtt.puback", "packet_id": event["packet_id"], "reason_code": code}
+            )
+
+    async def mqtt_subscribe(self, event: Message) -> None:
+        granted: list[tuple[dict[str, Any], int]] = []
+        for subscription in event["subscriptions"]:
+            topic_filter, qos = subscription["topic_filter"], subscription["qos"]
+            options = dict(
+                subscription, subscription_identifier=event.get("subscription_identifier")
+            )
+            if not await self.authorize_subscribe(topic_filter, qos):
+                granted.append((subscription, NOT_AUTHORIZED))
+                continue
+            try:
+                granted.append((subscription, await self.subscribe(topic_filter, qos, options)))
+            except Refuse as exc:
+                granted.append((subscription, exc.reason_code))
+        await self.send(
+            {
+                "type": "mqtt.suback",
+                "packet_id": event["packet_id"],
+                "reason_codes": [code for _, code in granted],
+            }
+        )
+        await self.subscribed(granted)
+
+    async def mqtt_unsubscribe(self, event: Message) -> None:
+        for topic_filter in event["topic_filters"]:
+            await self.unsubscribe(topic_filter)
+        await self.send({"type": "mqtt.unsuback", "packet_id": event["packet_id"]})
+
+    async def mqtt_disconnect(self, event: Message) -> None:
+        await self.disconnect(event)
+        raise StopConsumer
+
+
+class MqttConsumer(_MqttBase, SyncConsumer):
+    """An MQTT device consumer with plain (synchronous, ORM-safe) handlers."""
+
+    def authenticate(self, username: str, password: bytes | None) -> Any:
+        """The user (or device) with these credentials, or None: Django's by default."""
+        try:
+            text = (password or b"").decode()
+        except UnicodeDecodeError:
+            return None
+        return authenticate_user(username, text)
+
+    def connect(self) -> bool | None:
+        """Called after authentication; raise :class:`Refuse` to refuse."""
+        return None
+
+    def authorize_publish(self, topic: str) -> bool:
+        return True
+
+    def authorize_subscribe(self, topic_filter: str, qos: int) -> bool:
+        return True
+
+    def subscribe(self, topic_filter: str, qos: int, options: dict[str, Any]) -> int:
+        return qos
+
+    def unsubscribe(self, topic_filter: str) -> None:
+        """Called for each filter of an UNSUBSCRIBE."""
+
+    def receive(self, message: MqttMessage) -> None:
+        """Handle a message the client published (without ``routes``)."""
+
+    def disconnect(self, event: Message) -> None:
+        """Called when the connection is gone."""
+
+    def publish(
+        self,
+        topic: str,
+        payload: bytes | str = b"",
+        qos: int = 0,
+        retain: bool = False,
+        **properties: Any,
+    ) -> None:
+        """Publish to the device (v5 properties as keyword arguments)."""
+        self.send(_publish_message(topic, payload, qos, retain, properties))
+
+    def close(self, reason_code: int = SUCCESS, reason_string: str | None = None) -> None:
+        self.send(_answer("mqtt.disconnect", reason_code, reason_string))
+
+    def mqtt_connect(self, event: Message) -> None:
+        username = self.scope.get("username")
+        if username is None:
+            if not self.anonymous_allowed():
+                self.send(_answer("mqtt.connack", NOT_AUTHORIZED))
+                raise StopConsumer
+        else:
+            self.user = self.authenticate(username, event.get("password"))
+            if self.user is None:
+                self.send(_answer("mqtt.connack", BAD_USER_NAME_OR_PASSWORD))
+                raise StopConsumer
+        try:
+            session_present = self.connect()
+        except Refuse as exc:
+            self.send(_answer("mqtt.connack", exc.reason_code, exc.reason_string))
+            raise StopConsumer from None
+        for group in self.groups or ():
+            async_to_sync(self.channel_layer.group_add)(group, self.channel_name)
+        self.send({"type": "mqtt.connack", "session_present": bool(session_present)})
+
+    def mqtt_publish(self, event: Message) -> None:
+        message = MqttMessage.from_event(event)
+        code = SUCCESS
+        if not self.authorize_publish(message.topic):
+            code = NOT_AUTHORIZED
+        else:
+            try:
+                handler, kwargs = self.route(message)
+                handler(message, **kwargs)
+            except Refuse as exc:
+                code = exc.reason_code
+            except NoRouteFound as exc:
+                logger.warning("%s: %s", self._describe(), exc)
+                code = NO_MATCHING_SUBSCRIBERS
+        if message.qos:
+            self.send({"type": "mqtt.puback", "packet_id": event["packet_id"], "reason_code": code})
+
+    def mqtt_subscribe(self, event: Message) -> None:
+        codes: list[int] = []
+        for subscription in event["subscriptions"]:
+            topic_filter, qos = subscription["topic_filter"], subscription["qos"]
+            options = dict(
+                subscription, subscription_identifier=event.get("subscription_identifier")
+            )
+            if not self.authorize_subscribe(topic_filter, qos):
+                codes.append(NOT_AUTHORIZED)
+                continue
+            try:
+                codes.append(self.subscribe(topic_filter, qos, options))
+            except Refuse as exc:
+                codes.append(exc.reason_code)
+        self.send({"type": "mqtt.suback", "packet_id": event["packet_id"], "reason_codes": codes})
+
+    def mqtt_unsubscribe(self, event: Message) -> None:
+        for topic_filter in event["topic_filters"]:
+            self.unsubscribe(topic_filter)
+        self.send({"type": "mqtt.unsuback", "packet_id": event["packet_id"]})
+
+    def mqtt_disconnect(self, event: Message) -> None:
+        self.disconnect(event)
+        raise StopConsumer

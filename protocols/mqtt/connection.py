@@ -1,0 +1,434 @@
+"""The sans-I/O MQTT connection: a byte stream in, packets out; packets in, bytes out.
+
+Everything that affects the connection's state lives in this module: the
+table :data:`TRANSITIONS`, and the few rules a table cannot say, each next to
+its spec section. No sockets, no clock: keep-alive timing, QoS windows,
+retransmission and sessions belong to the server that drives this object.
+
+**The state machine, as data.** ``TRANSITIONS[role][state][(direction,
+packet type)]`` is the next state; a missing key is the error. For a
+received packet that is a :class:`ProtocolViolation` (0x82; a 3.1.1 peer is
+just disconnected), for a sent one a :class:`LocalProtocolError`.
+
+- ``AWAITING_CONNECT``: nothing exchanged. The client's first packet MUST be
+  CONNECT (MQTT-3.1.0-1); anything else is refused before it is decoded.
+- ``CONNECTING``: CONNECT exchanged, CONNACK not yet. Only AUTH (v5
+  enhanced authentication) flows. A server does not process anything the
+  client pipelined behind its CONNECT until it has sent CONNACK (v5 3.1.4,
+  MQTT-3.1.4-7): those bytes stay buffered; call ``receive_data(b"")``
+  right after ``send(Connack(...))`` to get them.
+- ``CONNECTED``: everything of the session; a second CONNECT is a Protocol
+  Error (MQTT-3.1.0-2).
+- ``CLOSED``: a DISCONNECT, or a refusing CONNACK, went either way. Nothing
+  more may be sent, and bytes still arriving are ignored: the connection is
+  to be closed.
+- ``ERROR``: the peer broke the protocol. ``receive_data`` raises the same
+  error again, ``send`` raises :class:`LocalProtocolError`.
+
+**Rules outside the table.** A refusing CONNACK (0x80 and above) leads to
+``CLOSED`` instead of ``CONNECTED``; a 3.1.1 server never sends DISCONNECT;
+a client's PUBLISH carries no Subscription Identifier (MQTT-3.3.4-6);
+Topic Aliases are resolved on receipt (v5 3.3.2.3.4).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import replace
+
+from .codes import REASON_CODES_BY_PACKET, PacketType, ProtocolVersion, ReasonCode
+from .errors import (
+    LocalProtocolError,
+    MalformedPacket,
+    OutgoingPacketTooLarge,
+    PacketTooLarge,
+    ProtocolError,
+    ProtocolViolation,
+    TopicAliasInvalid,
+    UnsupportedProtocolVersion,
+)
+from .packets import Connack, Connect, Disconnect, Packet, Publish
+from .properties import EMPTY_PROPERTIES
+from .reader import DECODERS, connect_protocol_version, read_remaining_length
+from .writer import encode
+
+#: Largest packet the spec allows: a 5-byte fixed header and the largest
+#: Remaining Length (v5 2.2.3, 3.1.2.11.4).
+MAX_PACKET_SIZE = 268_435_455 + 5
+
+#: Default largest packet a connection accepts, fixed header included. A
+#: sensor reading or a device command is a few hundred bytes; 1 MiB leaves
+#: room for images and firmware chunks while bounding what one client can
+#: make the server buffer (the spec's own ceiling is 256 MiB).
+DEFAULT_MAX_PACKET_SIZE = 1024 * 1024
+
+
+class Role(enum.Enum):
+    """Which end of the connection this object is."""
+
+    SERVER = "server"
+    CLIENT = "client"
+
+
+class State(enum.Enum):
+    """Where the connection is; see the module docstring."""
+
+    AWAITING_CONNECT = "awaiting_connect"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    CLOSED = "closed"
+    ERROR = "error"
+
+
+class Direction(enum.Enum):
+    RECEIVED = "received"
+    SENT = "sent"
+
+
+_P = PacketType
+_RECEIVED, _SENT = Direction.RECEIVED, Direction.SENT
+_CONNECTED, _CONNECTING, _CLOSED = State.CONNECTED, State.CONNECTING, State.CLOSED
+_PUBLISH_FLOW = (_P.PUBLISH, _P.PUBACK, _P.PUBREC, _P.PUBREL, _P.PUBCOMP)
+_FROM_CLIENT = (*_PUBLISH_FLOW, _P.SUBSCRIBE, _P.UNSUBSCRIBE, _P.PINGREQ, _P.AUTH)
+_FROM_SERVER = (*_PUBLISH_FLOW, _P.SUBACK, _P.UNSUBACK, _P.PINGRESP, _P.AUTH)
+
+#: ``TRANSITIONS[role][state][(direction, packet type)] -> next state``.
+TRANSITIONS: dict[Role, dict[State, dict[tuple[Direction, PacketType], State]]] = {
+    Role.SERVER: {
+        State.AWAITING_CONNECT: {(_RECEIVED, _P.CONNECT): _CONNECTING},
+        State.CONNECTING: {
+            (_RECEIVED, _P.AUTH): _CONNECTING,
+            (_SENT, _P.AUTH): _CONNECTING,
+            (_SENT, _P.CONNACK): _CONNECTED,
+        },
+        State.CONNECTED: {
+            **{(_RECEIVED, packet_type): _CONNECTED for packet_type in _FROM_CLIENT},
+            **{(_SENT, packet_type): _CONNECTED for packet_type in _FROM_SERVER},
+            (_RECEIVED, _P.DISCONNECT): _CLOSED,
+            (_SENT, _P.DISCONNECT): _CLOSED,
+        },
+        State.CLOSED: {},
+        State.ERROR: {},
+    },
+    Role.CLIENT: {
+        State.AWAITING_CONNECT: {(_SENT, _P.CONNECT): _CONNECTING},
+        State.CONNECTING: {
+            # A client need not wait for CONNACK before sending (v5 3.1.4).
+            **{(_SENT, packet_type): _CONNECTING for packet_type in _FROM_CLIENT},
+            (_SENT, _P.DISCONNECT): _CLOSED,
+            (_RECEIVED, _P.AUTH): _CONNECTING,
+            (_RECEIVED, _P.CONNACK): _CONNECTED,
+        },
+        State.CONNECTED: {
+            **{(_SENT, packet_type): _CONNECTED for packet_type in _FROM_CLIENT},
+            **{(_RECEIVED, packet_type): _CONNECTED for packet_type in _FROM_SERVER},
+            (_RECEIVED, _P.DISCONNECT): _CLOSED,
+            (_SENT, _P.DISCONNECT): _CLOSED,
+        },
+        State.CLOSED: {},
+        State.ERROR: {},
+    },
+}
+
+# The same table split by direction and keyed by the packet type's number,
+# for the per-packet lookups of receive_data() and send().
+_BY_DIRECTION: dict[tuple[Role, State, Direction], dict[int, State]] = {
+    (role, state, direction): {
+        packet_type.value: next_state
+        for (way, packet_type), next_state in steps.items()
+        if way is direction
+    }
+    for role, states in TRANSITIONS.items()
+    for state, steps in states.items()
+    for direction in Direction
+}
+
+
+class MqttConnection:
+    """One MQTT connection, either end, without I/O.
+
+    Args:
+        role: ``Role.SERVER`` (reads CONNECT first) or ``Role.CLIENT``.
+        max_packet_size: largest packet accepted from the peer, fixed header
+            included, checked as soon as the Remaining Length is decoded. A
+            ``maximum_packet_size`` property in the CONNECT or CONNACK this
+            side sends replaces it: the peer is told that limit.
+        protocol_versions: the versions a server accepts; a CONNECT for
+            another is refused with CONNACK 0x84 (v5) or 0x01 (3.1.1).
+
+    Use:
+        ``receive_data(data) -> list[Packet]`` for every chunk read (partial
+        packets are kept, many packets per chunk are fine);
+        ``send(packet) -> bytes`` for every packet to write.
+    """
+
+    def __init__(
+        self,
+        role: Role = Role.SERVER,
+        *,
+        max_packet_size: int = DEFAULT_MAX_PACKET_SIZE,
+        protocol_versions: tuple[ProtocolVersion, ...] = (ProtocolVersion.V311, ProtocolVersion.V5),
+    ) -> None:
+        if not 2 <= max_packet_size <= MAX_PACKET_SIZE:
+            raise ValueError(f"max_packet_size={max_packet_size}, must be 2-{MAX_PACKET_SIZE}")
+        self.role = role
+        #: Largest packet accepted from the peer (bytes, fixed header included).
+        self.max_packet_size = max_packet_size
+        self.protocol_versions = protocol_versions
+        self.state = State.AWAITING_CONNECT
+        #: The version spoken, once CONNECT was received (server) or sent (client).
+        self.protocol_version: ProtocolVersion | None = None
+        #: The CONNECT of this connection, once exchanged.
+        self.connect: Connect | None = None
+        #: Largest packet the peer accepts (its Maximum Packet Size), None: no limit.
+        self.peer_max_packet_size: int | None = None
+        #: Topic Alias Maximum this side announced (aliases the peer may use).
+        self.topic_alias_maximum = 0
+        #: Topic Alias Maximum the peer announced (aliases this side may use).
+        self.peer_topic_alias_maximum = 0
+        self._topic_aliases: dict[int, str] = {}
+        self._v5 = False
+        self._error: ProtocolError | None = None
+        self._pending: list[bytes] = []
+        self._pending_size = 0
+        self._needed = 0  # bytes the pending packet needs before parsing is worth trying
+
+    # -- Receiving ------------------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> list[Packet]:
+        """Feed bytes read from the peer; return the packets they complete, in order.
+
+        Packets decoded before an error in the same call are discarded with
+        the connection.
+
+        Raises:
+            ProtocolError: the peer broke the protocol. Write
+                ``error.data_to_send``, then close the connection. Every
+                later call raises the same error.
+        """
+        if self._error is not None:
+            raise self._error
+        if self.state is _CLOSED:
+            return []
+        if self._pending:
+            self._pending.append(data)
+            self._pending_size += len(data)
+            if self._pending_size < self._needed:
+                return []
+            data = b"".join(self._pending)
+            self._pending.clear()
+        elif type(data) is not bytes:
+            data = bytes(data)
+        try:
+            events, pos, needed = self._parse(data)
+        except ProtocolError as error:
+            self._fail(error, data)
+            raise
+        remaining = len(data) - pos
+        if remaining:
+            self._pending.append(data[pos:] if pos else data)
+        self._pending_size = remaining
+        self._needed = needed - pos
+        return events
+
+    def _parse(self, buf: bytes) -> tuple[list[Packet], int, int]:
+        """Decode the complete packets at the start of ``buf``.
+
+        Returns the packets, where the unparsed rest starts, and how many
+        bytes of ``buf`` are needed before the next packet can be parsed.
+        """
+        events: list[Packet] = []
+        end = len(buf)
+        pos = 0
+        receivable = _BY_DIRECTION[self.role, self.state, _RECEIVED]
+        v5 = self._v5
+        max_size = self.max_packet_size
+        while pos < end:
+            first = buf[pos]
+            packet_type = first >> 4
+            next_state = receivable.get(packet_type)
+            if next_state is None:
+                if self.state is _CONNECTING and self.role is Role.SERVER:
+                    return events, pos, 0  # deferred until CONNACK is sent
+                raise self._unexpected(packet_type)
+            if pos + 1 >= end:
+                return events, pos, pos + 2
+            length = buf[pos + 1]
+            if length < 0x80:
+                body = pos + 2
+            else:
+                header = read_remaining_length(buf, pos + 1, end)
+                if header is None:
+                    return events, pos, pos + 3
+                length, body = header
+            stop = body + length
+            if stop - pos > max_size:
+                raise PacketTooLarge(
+                    f"{_P(packet_type).name} of {stop - pos} bytes, "
+                    f"over the maximum packet size of {max_size} bytes"
+                )
+            if stop > end:
+                return events, pos, stop
+            packet = DECODERS[packet_type](first & 0x0F, buf, body, stop, v5)
+            pos = stop
+            if type(packet) is Publish:
+                if v5 and packet.properties is not EMPTY_PROPERTIES:
+                    packet = self._received_publish(packet)
+            elif next_state is not self.state or packet_type == _P.CONNACK:
+                self._received_transition(packet, next_state)
+                receivable = _BY_DIRECTION[self.role, self.state, _RECEIVED]
+                v5 = self._v5
+                max_size = self.max_packet_size
+                if self.state is _CLOSED:
+                    events.append(packet)
+                    return events, end, end  # the peer must send nothing after this
+            events.append(packet)
+        return events, pos, pos
+
+    def _unexpected(self, packet_type: int) -> ProtocolError:
+        name = _P(packet_type).name if packet_type else "reserved type 0"
+        if self.state is State.AWAITING_CONNECT:
+            return ProtocolViolation(f"{name} before CONNECT (MQTT-3.1.0-1)")
+        if packet_type == _P.CONNECT:
+            return ProtocolViolation("a second CONNECT (MQTT-3.1.0-2)")
+        if not packet_type:
+            return MalformedPacket("packet type 0 is reserved")
+        return ProtocolViolation(f"{self.role.value} received {name} in state {self.state.name}")
+
+    def _received_transition(self, packet: Packet, next_state: State) -> None:
+        if isinstance(packet, Connect):
+            if packet.protocol_version not in self.protocol_versions:
+                raise UnsupportedProtocolVersion(
+                    f"CONNECT for protocol level {packet.protocol_version.value}, "
+                    f"this listener accepts {[int(v) for v in self.protocol_versions]}"
+                )
+            self._set_version(packet.protocol_version)
+            self.connect = packet
+            self.peer_max_packet_size = packet.properties.maximum_packet_size
+            self.peer_topic_alias_maximum = packet.properties.topic_alias_maximum or 0
+        elif isinstance(packet, Connack):
+            if packet.reason_code.is_failure:
+                next_state = _CLOSED
+            self.peer_max_packet_size = packet.properties.maximum_packet_size
+            self.peer_topic_alias_maximum = packet.properties.topic_alias_maximum or 0
+        elif isinstance(packet, Disconnect) and self.role is Role.CLIENT and not self._v5:
+            raise ProtocolViolation("DISCONNECT from an MQTT 3.1.1 server")
+        self.state = next_state
+
+    def _received_publish(self, packet: Publish) -> Publish:
+        """Resolve a v5 PUBLISH's Topic Alias; refuse a client's Subscription Identifier."""
+        properties = packet.properties
+        if properties.subscription_identifiers and self.role is Role.SERVER:
+            raise ProtocolViolation("PUBLISH from a client with a Subscription Identifier")
+        alias = properties.topic_alias
+        if alias is None:
+            return packet
+        if alias > self.topic_alias_maximum:
+            raise TopicAliasInvalid(
+                f"Topic Alias {alias}, over the Topic Alias Maximum {self.topic_alias_maximum}"
+            )
+        topic = packet.topic
+        if topic:
+            self._topic_aliases[alias] = topic
+        else:
+            topic = self._topic_aliases.get(alias, "")
+            if not topic:
+                raise ProtocolViolation(f"PUBLISH with Topic Alias {alias}, which has no topic")
+        return replace(packet, topic=topic, properties=replace(properties, topic_alias=None))
+
+    def _fail(self, error: ProtocolError, buf: bytes) -> None:
+        """Enter ERROR and fill in the error's answer for this version and state.
+
+        Before CONNECT is decoded the version is unknown: it is read from the
+        start of ``buf`` (the CONNECT is the stream's first packet), so that a
+        broken v5 CONNECT is still answered with a v5 CONNACK.
+        """
+        version = self.protocol_version
+        answer: Connack | Disconnect | None = None
+        if self.role is Role.SERVER and self.state in (State.AWAITING_CONNECT, _CONNECTING):
+            if version is None and len(buf) > 1 and buf[0] >> 4 == _P.CONNECT:
+                header = read_remaining_length(buf, 1, len(buf))
+                if header is not None:
+                    version = connect_protocol_version(buf, header[1], len(buf))
+            code = error.reason_code
+            if version is ProtocolVersion.V5:
+                if code not in REASON_CODES_BY_PACKET[_P.CONNACK]:
+                    code = ReasonCode.PROTOCOL_ERROR
+                answer = Connack(reason_code=code)
+            elif error.return_code is not None:
+                version = ProtocolVersion.V311
+                answer = Connack(reason_code=code)
+        elif self._v5 and self.state in (_CONNECTING, _CONNECTED):
+            code = error.reason_code
+            if code not in REASON_CODES_BY_PACKET[_P.DISCONNECT]:
+                code = ReasonCode.PROTOCOL_ERROR
+            answer = Disconnect(code)
+        error.answer = answer
+        if answer is not None and version is not None:
+            error.data_to_send = encode(answer, version)
+        self.state = State.ERROR
+        self._error = error
+        self._pending.clear()
+
+    # -- Sending --------------------------------------------------------------------
+
+    def send(self, packet: Packet) -> bytes:
+        """The bytes to write for ``packet``, in the connection's protocol version.
+
+        Raises:
+            LocalProtocolError: the packet is not allowed in this state or
+                version, or a value cannot be encoded; nothing changed.
+            OutgoingPacketTooLarge: it exceeds the peer's Maximum Packet Size.
+        """
+        packet_type = packet.type
+        next_state = _BY_DIRECTION[self.role, self.state, _SENT].get(packet_type)
+        if next_state is None:
+            raise LocalProtocolError(
+                f"{self.role.value} cannot send {packet_type.name} in state {self.state.name}"
+            )
+        if isinstance(packet, Connect):
+            version = packet.protocol_version
+        else:
+            # The table lets nothing but CONNECT be sent before the version is known.
+            assert self.protocol_version is not None
+            version = self.protocol_version
+        if (
+            packet_type == _P.DISCONNECT
+            and self.role is Role.SERVER
+            and version is ProtocolVersion.V311
+        ):
+            raise LocalProtocolError("an MQTT 3.1.1 server closes the connection, no DISCONNECT")
+        if type(packet) is Publish:
+            alias = packet.properties.topic_alias
+            if alias is not None and not 0 < alias <= self.peer_topic_alias_maximum:
+                raise LocalProtocolError(
+                    f"Topic Alias {alias}, the peer accepts 1-{self.peer_topic_alias_maximum}"
+                )
+        data = encode(packet, version)
+        limit = self.peer_max_packet_size
+        if limit is not None and len(data) > limit:
+            raise OutgoingPacketTooLarge(
+                f"{packet_type.name} of {len(data)} bytes, over the peer's maximum of {limit}",
+                len(data),
+                limit,
+            )
+        if next_state is not self.state or packet_type == _P.CONNACK:
+            self._sent_transition(packet, next_state)
+        return data
+
+    def _sent_transition(self, packet: Packet, next_state: State) -> None:
+        if isinstance(packet, Connect | Connack):
+            if isinstance(packet, Connect):
+                self._set_version(packet.protocol_version)
+                self.connect = packet
+            elif packet.reason_code.is_failure:
+                next_state = _CLOSED
+            properties = packet.properties
+            if properties.maximum_packet_size is not None:
+                self.max_packet_size = properties.maximum_packet_size
+            self.topic_alias_maximum = properties.topic_alias_maximum or 0
+        self.state = next_state
+
+    def _set_version(self, version: ProtocolVersion) -> None:
+        self.protocol_version = version
+        self._v5 = version is ProtocolVersion.V5

@@ -1,0 +1,268 @@
+"""The MQTT server of one listener: connections, client ids, sessions, graceful shutdown.
+
+Shape, as the runner uses it (the same as every hub protocol server)::
+
+    server = MqttServer(app, MqttConfig(host="0.0.0.0", port=1883), lifespan_state=state)
+    await server.start()                 # binds; port 0 picks a free port
+    server.bound_addresses               # [("0.0.0.0", 1883)]
+    ...
+    server.close()                       # stop accepting; v5 clients get DISCONNECT 0x8B,
+                                         # apps get mqtt.disconnect "shutdown"
+    await server.wait_closed()           # apps get the grace period to return, then
+                                         # what is left is aborted and cancelled
+
+One :class:`Listener` holds what the connections share: the app, the config,
+TLS details, the live connection of each Client Identifier (for takeover,
+MQTT-3.1.4-3) and the wire :class:`~protocols.mqtt.session.Session` of each
+disconnected client whose session has not expired. Each connection is a
+:class:`~protocols.mqtt.protocol.MqttProtocol`; what it does after CONNACK
+lives in :mod:`protocols.mqtt.flow`.
+
+Sessions and takeover are per listener and per process: a client that
+reconnects to another process (``--workers``) or listener starts with a new
+wire session (its application-level session, subscriptions and queued
+messages, is the application's, on the channel layer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import ssl
+from typing import Any
+
+from protocols.http_ws.tls import cipher_suite_ids
+
+from .config import MqttConfig
+from .messages import ASGIApp
+from .protocol import MqttProtocol
+from .session import Session
+
+logger = logging.getLogger("protocols.mqtt")
+
+#: Seconds between sweeps of expired sessions; a minute keeps memory of gone
+#: devices bounded without scanning on every disconnect.
+SESSION_SWEEP_INTERVAL = 60.0
+
+_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
+
+
+class Listener:
+    """Shared context of one listening socket (see the module docstring)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        config: MqttConfig,
+        lifespan_state: dict[str, Any] | None,
+        ssl_context: ssl.SSLContext | None,
+    ) -> None:
+        self.app = app
+        self.config = config
+        self.loop = asyncio.get_running_loop()
+        self.name = f"mqtt {config.listener}"
+        self.lifespan_state = lifespan_state
+        self.connections: set[MqttProtocol] = set()
+        self.clients: dict[str, MqttProtocol] = {}
+        self.sessions: dict[str, Session] = {}
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.closing = False
+        self._idle: asyncio.Event | None = None
+        self._next_sweep = self.loop.time() + SESSION_SWEEP_INTERVAL
+        self.server_cert: str | None = None
+        self.cipher_ids: dict[str, int] = {}
+        if ssl_context is not None and config.ssl_certfile is not None:
+            with open(config.ssl_certfile, encoding="ascii") as file:
+                self.server_cert = file.read()
+            self.cipher_ids = cipher_suite_ids(ssl_context)
+
+    def spawn(self, coro: Any) -> asyncio.Task[None]:
+        """Run a coroutine of a connection as a task that shutdown can find."""
+        task: asyncio.Task[None] = self.loop.create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
+    def claim(self, connection: MqttProtocol, session_present: bool) -> Session:
+        """Make ``connection`` the one of its client id; return the session it continues.
+
+        A live connection with the same client id is taken over (closed with
+        0x8E) first. With ``session_present`` the kept wire session is resumed,
+        otherwise it is discarded (MQTT-3.1.2-4).
+        """
+        client_id = connection.client_id
+        old = self.clients.get(client_id)
+        if old is not None and old is not connection:
+            old.take_over()  # its connection_lost() releases the session, now or soon
+            session = old.wire.session if old.wire is not None else None
+            if old.wire is not None:
+                old.wire.closed = True
+            self.sessions.pop(client_id, None)
+        else:
+            session = self.sessions.pop(client_id, None)
+            expires_at = session.expires_at if session is not None else None
+            if expires_at is not None and expires_at <= self.loop.time():
+                session = None
+        self.clients[client_id] = connection
+        if session is None or not session_present:
+            session = Session(client_id)
+        session.expires_at = None
+        return session
+
+    def release(self, connection: MqttProtocol, session_expiry: int) -> None:
+        """``connection`` closed: keep its session for ``session_expiry`` seconds."""
+        client_id = connection.client_id
+        if self.clients.get(client_id) is connection:
+            del self.clients[client_id]
+            wire = connection.wire
+            if session_expiry and wire is not None:
+                now = self.loop.time()
+                wire.session.expires_at = now + session_expiry
+                self.sessions[client_id] = wire.session
+                if now >= self._next_sweep:
+                    self.sweep(now)
+
+    def sweep(self, now: float) -> None:
+        self._next_sweep = now + SESSION_SWEEP_INTERVAL
+        expired = [
+            client_id
+            for client_id, session in self.sessions.items()
+            if session.expires_at is not None and session.expires_at <= now
+        ]
+        for client_id in expired:
+            del self.sessions[client_id]
+
+    def forget(self, connection: MqttProtocol) -> None:
+        self.connections.discard(connection)
+        if not self.connections and self._idle is not None:
+            self._idle.set()
+
+    async def wait_idle(self) -> None:
+        """Return once no connection is open."""
+        if self.connections:
+            self._idle = asyncio.Event()
+            await self._idle.wait()
+
+    def log(self, level: str, text: str, exc_info: bool = False) -> None:
+        """One line: ``mqtt default 0.0.0.0:1883 10.0.0.7:52114 sensor-7: reason``."""
+        logger.log(_LEVELS[level], "%s %s", self.name, text, exc_info=exc_info)
+
+
+class MqttServer:
+    """Serve one ASGI 3 application over MQTT 3.1.1 / 5.0 on one listener."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        config: MqttConfig | None = None,
+        *,
+        lifespan_state: dict[str, Any] | None = None,
+        sock: socket.socket | None = None,
+    ) -> None:
+        """Args:
+        app: any ASGI 3 application that speaks the MQTT extension spec.
+        config: address, limits, TLS; defaults to ``MqttConfig()``.
+        lifespan_state: the ``state`` dict filled during lifespan startup; a copy
+            goes into every scope. ``None`` leaves ``state`` out of scopes.
+        sock: an already bound listening socket (shared by worker processes);
+            ``config.host``/``port``/``uds`` are then ignored.
+        """
+        self.config = config or MqttConfig()
+        self.app = app
+        self.lifespan_state = lifespan_state
+        self._sock = sock
+        self._server: asyncio.Server | None = None
+        self._listener: Listener | None = None
+
+    async def start(self) -> None:
+        """Bind and start accepting connections.
+
+        Raises:
+            OSError: if the address is in use or cannot be bound.
+            ssl.SSLError: if the TLS certificate or key cannot be loaded.
+        """
+        config = self.config
+        loop = asyncio.get_running_loop()
+        context = config.create_ssl_context()
+        listener = Listener(self.app, config, self.lifespan_state, context)
+        self._listener = listener
+
+        def factory() -> MqttProtocol:
+            return MqttProtocol(listener)
+
+        options: dict[str, Any] = {"backlog": config.backlog, "ssl": context}
+        if context is not None:
+            options["ssl_handshake_timeout"] = config.connect_timeout
+        if self._sock is not None:
+            if self._sock.family == socket.AF_UNIX:
+                self._server = await loop.create_unix_server(factory, sock=self._sock, **options)
+            else:
+                self._server = await loop.create_server(factory, sock=self._sock, **options)
+        elif config.uds is not None:
+            self._server = await loop.create_unix_server(factory, path=config.uds, **options)
+        else:
+            self._server = await loop.create_server(factory, config.host, config.port, **options)
+        if self.bound_addresses:
+            address = self.bound_addresses[0]
+            where = f"unix:{address}" if isinstance(address, str) else f"{address[0]}:{address[1]}"
+            listener.name = f"mqtt {config.listener} {where}"
+
+    @property
+    def sockets(self) -> tuple[socket.socket, ...]:
+        """The listening sockets (empty before ``start()``)."""
+        if self._server is None:
+            return ()
+        return tuple(self._server.sockets)
+
+    @property
+    def bound_addresses(self) -> list[Any]:
+        """``(host, port)`` per TCP socket (the real port when ``port=0``), or the unix path."""
+        return [
+            sock.getsockname()[:2] if sock.family != socket.AF_UNIX else sock.getsockname()
+            for sock in self.sockets
+        ]
+
+    @property
+    def connection_count(self) -> int:
+        """Open connections, including those that have not sent CONNECT yet."""
+        return len(self._listener.connections) if self._listener else 0
+
+    def close(self) -> None:
+        """Stop accepting and close every connection (v5 DISCONNECT 0x8B)."""
+        listener = self._listener
+        if listener is None or listener.closing:
+            return
+        listener.closing = True
+        assert self._server is not None
+        self._server.close()
+        for connection in list(listener.connections):
+            connection.shutdown()
+
+    async def wait_closed(self, grace_seconds: float | None = None) -> None:
+        """Wait for connections and apps to finish, then abort the rest and cancel apps."""
+        listener = self._listener
+        if listener is None:
+            return
+        self.close()
+        grace = self.config.shutdown_grace if grace_seconds is None else grace_seconds
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(grace):
+                await listener.wait_idle()
+                if listener.tasks:
+                    await asyncio.wait(set(listener.tasks))
+        for connection in list(listener.connections):
+            connection.abort()
+        tasks = set(listener.tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        assert self._server is not None
+        await self._server.wait_closed()

@@ -49,6 +49,7 @@ BENCHMARK_MODULES = (
     "benchmarks.http",
     "benchmarks.idle",
     "benchmarks.mqtt",
+    "benchmarks.tcp",
 )
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

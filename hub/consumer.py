@@ -63,6 +63,7 @@ CRASH_REPLIES: dict[str, tuple[Message, ...]] = {
     ),
     # MQTT 5 "Unspecified error"; a 3.1.1 client is simply disconnected.
     "mqtt": ({"type": "mqtt.disconnect", "reason_code": 0x80},),
+    "tcp": ({"type": "tcp.close"},),
 }
 
 #: What a client is sent when the DISCONNECT outbound policy cuts it off.
@@ -70,6 +71,7 @@ SLOW_CLIENT_REPLIES: dict[str, tuple[Message, ...]] = {
     "websocket": ({"type": "websocket.close", "code": 1008, "reason": "client reads too slowly"},),
     # MQTT 5 "Quota exceeded".
     "mqtt": ({"type": "mqtt.disconnect", "reason_code": 0x97},),
+    "tcp": ({"type": "tcp.close"},),
 }
 
 #: What a client is sent when an operator disconnects it (``hub.disconnect``).
@@ -77,6 +79,7 @@ OPERATOR_DISCONNECT_REPLIES: dict[str, tuple[Message, ...]] = {
     "websocket": ({"type": "websocket.close", "code": 1000, "reason": "closed by an operator"},),
     # MQTT 5 "Administrative action".
     "mqtt": ({"type": "mqtt.disconnect", "reason_code": 0x98},),
+    "tcp": ({"type": "tcp.close"},),
 }
 
 #: How an operator's text (``hub.message``) is sent to a client, by scope type.

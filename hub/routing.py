@@ -39,6 +39,7 @@ NOT_FOUND_REPLIES: dict[str, tuple[Message, ...]] = {
         {"type": "http.response.body", "body": b"Not Found"},
     ),
     "websocket": ({"type": "websocket.close", "code": 1000},),
+    "tcp": ({"type": "tcp.close"},),
 }
 
 

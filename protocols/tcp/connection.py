@@ -1,0 +1,527 @@
+"""One raw TCP connection: the asyncio protocol and its application instance's receive/send.
+
+A TCP connection has exactly one application instance, so one object is both
+the :class:`asyncio.BufferedProtocol` and the instance's ``receive``/``send``
+(as :mod:`protocols.http_ws.websocket` does), which keeps an idle connection
+small.
+
+Phases, in order (``send()`` checks the application's messages against them):
+
+- ``STARTING``: reading the PROXY header (from trusted peers) and doing the
+  TLS handshake; no application yet.
+- ``CONNECTING``: ``tcp.connect`` queued; reading is paused until the
+  application answers ``tcp.accept`` or ``tcp.close``.
+- ``OPEN``: frames flow both ways.
+- ``WRITE_CLOSED``: the application half-closed (``tcp.send`` with ``eof``);
+  frames still arrive.
+- ``CLOSING``: the application sent ``tcp.close`` (or returned); pending
+  writes are flushed.
+- ``CLOSED``: the transport is gone; ``tcp.disconnect`` is queued.
+
+Reading uses ``get_buffer``/``buffer_updated`` so that the PROXY header is
+read exactly (the bytes after it, such as a TLS ClientHello, stay in the
+socket), and so that every connection of a listener shares one read buffer:
+``buffer_updated`` copies out what it needs before returning, and nothing
+else runs in between.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import ssl
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from protocols.http_ws.flow import FlowControl
+from protocols.http_ws.tls import tls_extension
+
+from .framing import FramingError, IncompleteFrame
+from .messages import ASGI_VERSION, DisconnectReason, Message, PeerDisconnected, unexpected
+from .proxy import ProxyHeader, ProxyHeaderParser, ProxyProtocolError
+
+if TYPE_CHECKING:
+    from .server import Listener
+
+_CONNECT: Message = {"type": "tcp.connect"}
+_EOF: Message = {"type": "tcp.eof"}
+_BYTES_TYPES = (bytes, bytearray, memoryview)
+
+
+class Phase(enum.Enum):
+    STARTING = "starting"
+    CONNECTING = "connecting"
+    OPEN = "open"
+    WRITE_CLOSED = "write_closed"
+    CLOSING = "closing"
+    CLOSED = "closed"
+
+
+#: What ``send()`` accepts in each phase; anything else is out of order.
+EXPECTED: dict[Phase, tuple[str, ...]] = {
+    Phase.CONNECTING: ("tcp.accept", "tcp.close"),
+    Phase.OPEN: ("tcp.send", "tcp.close"),
+    Phase.WRITE_CLOSED: ("tcp.close",),
+}
+
+
+class TcpConnection(asyncio.BufferedProtocol):
+    """One TCP connection, from accept to close, and its application instance."""
+
+    def __init__(self, listener: Listener) -> None:
+        self.listener = listener
+        self.config = listener.config
+        self.loop = listener.loop
+        self.transport: asyncio.Transport = None  # type: ignore[assignment]
+        self.flow: FlowControl = None  # type: ignore[assignment]
+        self.phase = Phase.STARTING
+        self.framer = listener.config.make_framer()
+        self.encode = self.framer.encode
+        self.peer = "unknown"
+        self.client: tuple[str, int] | None = None
+        self.server: tuple[str, int | None] | None = None
+        self.counted_host: str | None = None
+        self.counted = False
+        self.proxy_parser: ProxyHeaderParser | None = None
+        self.proxy: dict[str, Any] | None = None
+        self.tls: dict[str, Any] | None = None
+        self.queue: deque[Message] = deque()
+        self.waiter: asyncio.Future[None] | None = None
+        self.disconnect: Message | None = None
+        self.reason: DisconnectReason | None = None
+        self.reason_message = ""
+        self.early: list[bytes] = []
+        self.peer_eof = False
+        self.last_read = 0.0
+        self.timer: asyncio.TimerHandle | None = None
+        self.started = False
+
+    # Starting: PROXY header, limits, TLS --------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self.transport = transport  # type: ignore[assignment]
+        listener = self.listener
+        listener.connections.add(self)
+        peername = transport.get_extra_info("peername")
+        sockname = transport.get_extra_info("sockname")
+        if isinstance(peername, tuple):
+            self.client = (str(peername[0]), int(peername[1]))
+        if isinstance(sockname, tuple):
+            self.server = (str(sockname[0]), int(sockname[1]))
+        elif isinstance(sockname, str) and sockname:
+            self.server = (sockname, None)
+        self.peer = format_peer(self.client)
+        ssl_object = transport.get_extra_info("ssl_object")
+        if ssl_object is not None:
+            # TLS done by the listening socket (a TLS listener without PROXY protocol).
+            self.tls = tls_extension(ssl_object, listener.server_cert, listener.cipher_ids)
+        if listener.closing:
+            self.transport.abort()
+            return
+        if len(listener.connections) > self.config.max_connections:
+            self.refuse(f"{self.config.max_connections} connections open (max_connections)")
+            return
+        host = self.client[0] if self.client else None
+        if listener.proxy_peers and listener.proxy_peers.is_trusted(host):
+            self.proxy_parser = ProxyHeaderParser()
+            self.timer = self.loop.call_later(self.config.handshake_timeout, self.handshake_expired)
+            return
+        self.begin()
+
+    def handshake_expired(self) -> None:
+        self.timer = None
+        if self.phase is Phase.STARTING and self.proxy_parser is not None:
+            self.listener.log_info(
+                self.peer,
+                f"no PROXY header within {self.config.handshake_timeout} s (handshake_timeout)",
+            )
+            self.transport.abort()
+
+    def receive_proxy_header(self, data: bytes) -> None:
+        assert self.proxy_parser is not None
+        try:
+            header = self.proxy_parser.feed(data)
+        except ProxyProtocolError as exc:
+            self.listener.log_info(self.peer, f"bad PROXY header: {exc}")
+            self.transport.abort()
+            return
+        if header is None:
+            return
+        self.proxy_parser = None
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        self.apply_proxy_header(header)
+        self.begin()
+
+    def apply_proxy_header(self, header: ProxyHeader) -> None:
+        self.proxy = {"version": header.version, "peer": self.client, "tlvs": header.tlvs}
+        if header.source is not None:
+            self.client = header.source
+            self.peer = f"{format_peer(header.source)} via {self.peer}"
+        if header.destination is not None:
+            self.server = header.destination
+
+    def begin(self) -> None:
+        """Check the per-client limit, then do the TLS handshake or start the app."""
+        listener = self.listener
+        if self.client is not None:
+            host = self.client[0]
+            count = listener.per_client.get(host, 0)
+            limit = self.config.max_connections_per_client
+            if count >= limit:
+                self.refuse(f"{count} connections from {host} open (max_connections_per_client)")
+                return
+            listener.per_client[host] = count + 1
+            self.counted_host = host
+        self.counted = True
+        if listener.start_tls:
+            self.transport.pause_reading()
+            listener.spawn(self.start_tls(listener.ssl_context))
+        else:
+            self.start_app()
+
+    def refuse(self, reason: str) -> None:
+        self.listener.log_warning(self.peer, f"connection refused: {reason}")
+        self.transport.abort()
+
+    async def start_tls(self, context: ssl.SSLContext | None) -> None:
+        """TLS after a PROXY header: the handshake starts on the bytes that follow it."""
+        assert context is not None
+        if self.early:
+            # uvloop reads once after connection_made even when paused there, so a
+            # ClientHello can be taken before the handshake starts; it cannot be replayed.
+            self.listener.log_error(self.peer, "TLS ClientHello read before the handshake")
+            self.transport.abort()
+            return
+        try:
+            transport = await self.loop.start_tls(
+                self.transport,
+                self,
+                context,
+                server_side=True,
+                ssl_handshake_timeout=self.config.handshake_timeout,
+            )
+        except (OSError, ssl.SSLError, TimeoutError, ConnectionError) as exc:
+            self.listener.log_info(self.peer, f"TLS handshake failed: {exc!r}")
+            self.transport.abort()
+            self.lost(None)
+            return
+        if transport is None or self.phase is not Phase.STARTING:
+            self.lost(None)
+            return
+        self.transport = transport
+        ssl_object = transport.get_extra_info("ssl_object")
+        if ssl_object is not None:
+            self.tls = tls_extension(
+                ssl_object, self.listener.server_cert, self.listener.cipher_ids
+            )
+        self.start_app()
+
+    def start_app(self) -> None:
+        listener = self.listener
+        transport = self.transport
+        transport.set_write_buffer_limits(high=self.config.write_buffer_high_water)
+        self.flow = FlowControl(transport)
+        self.flow.pause_reading()
+        extensions: dict[str, Any] = {}
+        if self.tls is not None:
+            extensions["tls"] = self.tls
+        if self.proxy is not None:
+            extensions["tcp.proxy"] = self.proxy
+        self.scope: dict[str, Any] = {
+            "type": "tcp",
+            "asgi": ASGI_VERSION,
+            "listener": listener.config.listener,
+            "client": self.client,
+            "server": self.server,
+            "framing": dict(listener.framing),
+            "half_close": self.config.half_close,
+            "extensions": extensions,
+        }
+        if listener.lifespan_state is not None:
+            self.scope["state"] = listener.lifespan_state.copy()
+        self.phase = Phase.CONNECTING
+        self.started = True
+        self.queue.append(_CONNECT)
+        listener.spawn(self.run_asgi())
+
+    # asyncio.BufferedProtocol ------------------------------------------------------
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        if self.proxy_parser is not None:
+            return self.listener.read_buffer[: self.proxy_parser.bytes_needed]
+        return self.listener.read_buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        data = bytes(self.listener.read_buffer[:nbytes])
+        if self.proxy_parser is not None:
+            self.receive_proxy_header(data)
+            return
+        phase = self.phase
+        if phase is Phase.OPEN or phase is Phase.WRITE_CLOSED:
+            self.receive_frames(data)
+        elif phase is Phase.CONNECTING or phase is Phase.STARTING:
+            # Read right after the TLS handshake, or before the pause took effect;
+            # framed once the app has accepted.
+            self.early.append(data)
+
+    def receive_frames(self, data: bytes) -> None:
+        self.last_read = self.loop.time()
+        try:
+            frames = self.framer.receive_data(data)
+        except Exception as exc:
+            self.framing_failed(exc)
+            return
+        if not frames:
+            return
+        queue = self.queue
+        for frame in frames:
+            queue.append({"type": "tcp.receive", "bytes": frame})
+        waiter = self.waiter
+        if waiter is not None:
+            self.waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+        if len(queue) >= self.config.max_queue:
+            self.flow.pause_reading()
+
+    def framing_failed(self, exc: Exception) -> None:
+        if isinstance(exc, FramingError):
+            self.reason = DisconnectReason(exc.reason)
+            self.listener.log_warning(self.peer, f"closing: {exc}")
+        else:
+            self.reason = DisconnectReason.INVALID_FRAME
+            self.listener.log_error(self.peer, f"framer raised {exc!r}", exc_info=True)
+        self.reason_message = str(exc)
+        self.transport.close()
+
+    def eof_received(self) -> bool | None:
+        self.peer_eof = True
+        if self.phase is Phase.CONNECTING:
+            # Keep what the peer sent for the app; accept() finishes the close.
+            return True
+        if self.phase not in (Phase.OPEN, Phase.WRITE_CLOSED):
+            return None
+        try:
+            self.framer.receive_eof()
+        except IncompleteFrame as exc:
+            self.listener.log_info(self.peer, str(exc))
+        except Exception as exc:
+            self.framing_failed(exc)
+            return None
+        if self.config.half_close and self.phase is Phase.OPEN and self.tls is None:
+            self.deliver(_EOF)
+            return True
+        if self.reason is None:
+            self.reason = DisconnectReason.PEER_CLOSED
+        return None
+
+    def pause_writing(self) -> None:
+        self.flow.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.flow.resume_writing()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost(exc)
+
+    def lost(self, exc: Exception | None) -> None:
+        """Forget the connection and tell the application; safe to call twice."""
+        if self.phase is Phase.CLOSED:
+            return
+        self.phase = Phase.CLOSED
+        listener = self.listener
+        if self.counted_host is not None:
+            remaining = listener.per_client[self.counted_host] - 1
+            if remaining:
+                listener.per_client[self.counted_host] = remaining
+            else:
+                del listener.per_client[self.counted_host]
+            self.counted_host = None
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if self.flow is not None:
+            self.flow.resume_writing()
+        if self.reason is None:
+            self.reason = (
+                DisconnectReason.ERROR if exc is not None else DisconnectReason.PEER_CLOSED
+            )
+            if exc is not None:
+                self.reason_message = str(exc)
+        if self.started:
+            self.disconnect = {
+                "type": "tcp.disconnect",
+                "reason": self.reason.value,
+                "message": self.reason_message,
+            }
+            self.wake()
+        listener.forget(self)
+
+    # Timers and shutdown -----------------------------------------------------------
+
+    def check_idle(self) -> None:
+        timeout = self.config.idle_timeout
+        assert timeout is not None
+        self.timer = None
+        if self.phase is Phase.CLOSED:
+            return
+        now = self.loop.time()
+        if self.flow.read_paused:
+            # The app is behind: the peer is not idle, we are not reading.
+            self.last_read = now
+        remaining = self.last_read + timeout - now
+        if remaining > 0:
+            self.timer = self.loop.call_later(remaining, self.check_idle)
+            return
+        self.reason = DisconnectReason.TIMEOUT
+        self.reason_message = f"nothing received for {timeout} s (idle_timeout)"
+        self.listener.log_info(self.peer, f"closing: {self.reason_message}")
+        self.transport.abort()
+
+    def shutdown(self) -> None:
+        """Server shutdown: close now, the app gets ``tcp.disconnect`` "shutdown"."""
+        if self.phase is Phase.CLOSED:
+            return
+        if self.reason is None:
+            self.reason = DisconnectReason.SHUTDOWN
+            self.reason_message = "server shutting down"
+        if self.phase is Phase.STARTING:
+            self.transport.abort()
+        else:
+            self.transport.close()
+
+    def abort(self) -> None:
+        if self.phase is not Phase.CLOSED:
+            self.transport.abort()
+
+    # The application instance ------------------------------------------------------
+
+    def wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None:
+            self.waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def deliver(self, message: Message) -> None:
+        self.queue.append(message)
+        self.wake()
+
+    async def receive(self) -> Message:
+        queue = self.queue
+        while not queue:
+            if self.disconnect is not None:
+                return self.disconnect
+            # The app caught up: read again (paused at max_queue frames).
+            if self.flow.read_paused and self.phase is not Phase.CONNECTING:
+                self.flow.resume_reading()
+            waiter = self.waiter = self.loop.create_future()
+            await waiter
+        return queue.popleft()
+
+    async def send(self, message: Message) -> None:
+        message_type = message.get("type")
+        phase = self.phase
+        if message_type == "tcp.send" and phase is Phase.OPEN:
+            data = message.get("bytes", b"")
+            if type(data) is not bytes:
+                if not isinstance(data, _BYTES_TYPES):
+                    raise ValueError(
+                        f"tcp.send 'bytes' must be a byte string, got {type(data).__name__}"
+                    )
+                data = bytes(data)
+            if len(message) > 2:
+                # "raw" or "eof" present: the less common path.
+                if data:
+                    self.transport.write(data if message.get("raw") else self.encode(data))
+                if message.get("eof"):
+                    self.half_close()
+            elif data:
+                self.transport.write(self.encode(data))
+            if self.flow.write_paused:
+                await self.flow.drain()
+            return
+        if phase is Phase.CLOSED or phase is Phase.CLOSING:
+            if message_type == "tcp.send":
+                raise PeerDisconnected(f"connection closed ({self.reason_name()})")
+            return
+        if message_type == "tcp.close" and phase is not Phase.STARTING:
+            self.close()
+            return
+        if message_type == "tcp.accept" and phase is Phase.CONNECTING:
+            self.accept()
+            return
+        raise unexpected(EXPECTED.get(phase, ()), message_type)
+
+    def accept(self) -> None:
+        self.phase = Phase.OPEN
+        timeout = self.config.idle_timeout
+        self.last_read = self.loop.time()
+        if timeout is not None:
+            self.timer = self.loop.call_later(timeout, self.check_idle)
+        early, self.early = self.early, []
+        for data in early:
+            if self.phase is Phase.OPEN:
+                self.receive_frames(data)
+        if self.phase is Phase.OPEN and len(self.queue) < self.config.max_queue:
+            self.flow.resume_reading()
+        if self.peer_eof and self.phase is Phase.OPEN and not self.eof_received():
+            # The peer closed its side while the app decided.
+            self.transport.close()
+
+    def close(self) -> None:
+        """The app is done: flush what it sent, then close."""
+        if self.reason is None:
+            self.reason = DisconnectReason.CLOSED
+        self.phase = Phase.CLOSING
+        self.transport.close()
+
+    def half_close(self) -> None:
+        transport = self.transport
+        if self.peer_eof or not transport.can_write_eof():
+            # Both sides are done (or TLS, which cannot half-close): close.
+            self.close()
+            return
+        self.phase = Phase.WRITE_CLOSED
+        transport.write_eof()
+
+    def reason_name(self) -> str:
+        return self.reason.value if self.reason is not None else "unknown"
+
+    async def run_asgi(self) -> None:
+        """Run the application instance; list its failure paths as the spec does."""
+        try:
+            result: object = await self.listener.app(  # type: ignore[func-returns-value]
+                self.scope, self.receive, self.send
+            )
+        except PeerDisconnected:
+            pass
+        except asyncio.CancelledError:
+            self.abort()
+            raise
+        except Exception as exc:
+            self.listener.log_error(
+                self.peer, f"application crashed: {type(exc).__name__}: {exc}", exc_info=True
+            )
+        else:
+            if result is not None:
+                self.listener.log_error(
+                    self.peer, f"application returned a value (expected None): {result!r:.100}"
+                )
+            elif self.phase is Phase.CONNECTING:
+                self.listener.log_error(
+                    self.peer, "application returned without accepting or closing the connection"
+                )
+        if self.phase is not Phase.CLOSED and self.phase is not Phase.CLOSING:
+            self.close()
+
+
+def format_peer(client: tuple[str, int] | None) -> str:
+    """``host:port`` of a TCP peer, ``unix`` for a unix-socket peer."""
+    if client is None:
+        return "unix"
+    host, port = client
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -1,0 +1,223 @@
+"""The raw TCP server of one named listener, and its graceful shutdown.
+
+Shape, as the runner uses it (the same as every hub protocol server)::
+
+    server = TcpServer(app, TcpConfig(name="gps", host="0.0.0.0", port=5000,
+                                      framing=Framing.LINE), lifespan_state=state)
+    await server.start()                 # binds; port 0 picks a free port
+    server.bound_addresses               # [("0.0.0.0", 5000)] or ["/run/gps.sock"]
+    ...
+    server.close()                       # stop accepting; every connection closes and
+                                         # its app receives tcp.disconnect "shutdown"
+    await server.wait_closed()           # apps get the grace period to return, then
+                                         # what is left is aborted and cancelled
+
+One :class:`Listener` holds what the connections share (app, config, TLS
+context, counters, the read buffer, the log prefix); each connection is a
+:class:`~protocols.tcp.connection.TcpConnection`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import ssl
+from typing import Any
+
+from protocols.http_ws.proxy import TrustedProxies
+from protocols.http_ws.tls import cipher_suite_ids
+
+from .config import TcpConfig
+from .connection import TcpConnection
+from .messages import ASGIApp
+
+logger = logging.getLogger("protocols.tcp")
+
+#: Size of the read buffer all connections of a listener share: 64 KiB, asyncio's
+#: own read size, so one read takes what a fast peer has sent.
+READ_BUFFER_SIZE = 64 * 1024
+
+
+class Listener:
+    """Shared, mostly read-only context of one listening socket."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        config: TcpConfig,
+        lifespan_state: dict[str, Any] | None,
+        ssl_context: ssl.SSLContext | None,
+    ) -> None:
+        self.app = app
+        self.config = config
+        self.loop = asyncio.get_running_loop()
+        self.name = f"tcp {config.listener}"
+        self.lifespan_state = lifespan_state
+        self.ssl_context = ssl_context
+        # With PROXY protocol the header precedes the TLS handshake, so each connection
+        # starts TLS itself once the header is read; otherwise the listening socket does.
+        self.start_tls = ssl_context is not None and bool(config.proxy_protocol)
+        self.proxy_peers = TrustedProxies(config.proxy_protocol)
+        self.framing = config.framing_scope()
+        self.read_buffer = memoryview(bytearray(READ_BUFFER_SIZE))
+        self.connections: set[TcpConnection] = set()
+        self.per_client: dict[str, int] = {}
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.closing = False
+        self._idle: asyncio.Event | None = None
+        self.server_cert: str | None = None
+        self.cipher_ids: dict[str, int] = {}
+        if ssl_context is not None and config.ssl_certfile is not None:
+            with open(config.ssl_certfile, encoding="ascii") as file:
+                self.server_cert = file.read()
+            self.cipher_ids = cipher_suite_ids(ssl_context)
+
+    def spawn(self, coro: Any) -> asyncio.Task[None]:
+        """Run a coroutine of a connection as a task that shutdown can find."""
+        task: asyncio.Task[None] = self.loop.create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
+    def forget(self, connection: TcpConnection) -> None:
+        self.connections.discard(connection)
+        if not self.connections and self._idle is not None:
+            self._idle.set()
+
+    async def wait_idle(self) -> None:
+        """Return once no connection is open."""
+        if self.connections:
+            self._idle = asyncio.Event()
+            await self._idle.wait()
+
+    def log_error(self, peer: str, reason: str, exc_info: bool = False) -> None:
+        """One line naming listener, peer and reason: ``tcp gps 10.0.0.7:52114: ...``."""
+        logger.error("%s %s: %s", self.name, peer, reason, exc_info=exc_info)
+
+    def log_warning(self, peer: str, reason: str) -> None:
+        logger.warning("%s %s: %s", self.name, peer, reason)
+
+    def log_info(self, peer: str, reason: str) -> None:
+        logger.info("%s %s: %s", self.name, peer, reason)
+
+
+class TcpServer:
+    """Serve one ASGI 3 application over raw TCP on one listener (see the module docstring)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        config: TcpConfig | None = None,
+        *,
+        lifespan_state: dict[str, Any] | None = None,
+        sock: socket.socket | None = None,
+    ) -> None:
+        """Args:
+        app: any ASGI 3 application that speaks the TCP extension spec.
+        config: address, framing, limits; defaults to ``TcpConfig()``.
+        lifespan_state: the ``state`` dict filled during lifespan startup; a copy
+            goes into every scope. ``None`` leaves ``state`` out of scopes.
+        sock: an already bound listening socket (shared by worker processes);
+            ``config.host``/``port``/``uds`` are then ignored.
+        """
+        self.config = config or TcpConfig()
+        self.app = app
+        self.lifespan_state = lifespan_state
+        self._sock = sock
+        self._server: asyncio.Server | None = None
+        self._listener: Listener | None = None
+
+    async def start(self) -> None:
+        """Bind and start accepting connections.
+
+        Raises:
+            OSError: if the address is in use or cannot be bound.
+            ssl.SSLError: if the TLS certificate or key cannot be loaded.
+        """
+        config = self.config
+        loop = asyncio.get_running_loop()
+        listener = Listener(self.app, config, self.lifespan_state, config.create_ssl_context())
+        self._listener = listener
+
+        def factory() -> TcpConnection:
+            return TcpConnection(listener)
+
+        tls: dict[str, Any] = {}
+        if listener.ssl_context is not None and not listener.start_tls:
+            tls = {"ssl": listener.ssl_context, "ssl_handshake_timeout": config.handshake_timeout}
+        if self._sock is not None:
+            if self._sock.family == socket.AF_UNIX:
+                self._server = await loop.create_unix_server(
+                    factory, sock=self._sock, backlog=config.backlog, **tls
+                )
+            else:
+                self._server = await loop.create_server(
+                    factory, sock=self._sock, backlog=config.backlog, **tls
+                )
+        elif config.uds is not None:
+            self._server = await loop.create_unix_server(
+                factory, path=config.uds, backlog=config.backlog, **tls
+            )
+        else:
+            self._server = await loop.create_server(
+                factory, config.host, config.port, backlog=config.backlog, **tls
+            )
+        if self.bound_addresses:
+            address = self.bound_addresses[0]
+            where = f"unix:{address}" if isinstance(address, str) else f"{address[0]}:{address[1]}"
+            listener.name = f"tcp {config.listener} {where}"
+
+    @property
+    def sockets(self) -> tuple[socket.socket, ...]:
+        """The listening sockets (empty before ``start()``)."""
+        if self._server is None:
+            return ()
+        return tuple(self._server.sockets)
+
+    @property
+    def bound_addresses(self) -> list[Any]:
+        """``(host, port)`` per TCP socket (the real port when ``port=0``), or the unix path."""
+        return [
+            sock.getsockname()[:2] if sock.family != socket.AF_UNIX else sock.getsockname()
+            for sock in self.sockets
+        ]
+
+    @property
+    def connection_count(self) -> int:
+        """Open connections, including those still in their TLS or PROXY handshake."""
+        return len(self._listener.connections) if self._listener else 0
+
+    def close(self) -> None:
+        """Stop accepting and close every connection (reason "shutdown")."""
+        listener = self._listener
+        if listener is None or listener.closing:
+            return
+        listener.closing = True
+        assert self._server is not None
+        self._server.close()
+        for connection in list(listener.connections):
+            connection.shutdown()
+
+    async def wait_closed(self, grace_seconds: float | None = None) -> None:
+        """Wait for connections and apps to finish, then abort the rest and cancel apps."""
+        listener = self._listener
+        if listener is None:
+            return
+        self.close()
+        grace = self.config.shutdown_grace if grace_seconds is None else grace_seconds
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(grace):
+                await listener.wait_idle()
+                if listener.tasks:
+                    await asyncio.wait(set(listener.tasks))
+        for connection in list(listener.connections):
+            connection.abort()
+        tasks = set(listener.tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        assert self._server is not None
+        await self._server.wait_closed()

@@ -35,6 +35,7 @@ import asyncio
 import functools
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
@@ -132,6 +133,7 @@ class AsyncConsumer:
     #: Messages queued for a slow client under DROP_OLDEST and DISCONNECT.
     outbound_queue_size: ClassVar[int] = 100
     _handlers: ClassVar[dict[str, Handler | None]] = {}
+    _plain_dispatch: ClassVar[bool] = True
 
     scope: Scope
     channel_layer: Any
@@ -142,6 +144,8 @@ class AsyncConsumer:
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls._handlers = {}
+        # Without an overridden dispatch(), handlers are called without its frame.
+        cls._plain_dispatch = cls.dispatch is AsyncConsumer.dispatch
         if cls.max_concurrent_handlers < 1:
             raise ValueError(
                 f"{cls.__name__}.max_concurrent_handlers must be at least 1, "
@@ -167,7 +171,8 @@ class AsyncConsumer:
         self.base_send = async_to_sync(async_send) if self._sync else async_send
         self._stopped: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._lock = asyncio.Lock()
+        self._busy = False
+        self._turns: deque[asyncio.Future[None]] = deque()
         self._slots = asyncio.Semaphore(self.max_concurrent_handlers)
         self._protocol = str(scope.get("type", "?"))
         self._status_key = getattr(self, "channel_name", None) or f"{id(self):x}"
@@ -273,11 +278,16 @@ class AsyncConsumer:
         """Read messages from one source and run their handlers, until told to stop."""
         try:
             if self.max_concurrent_handlers == 1:
-                lock = self._lock
                 while True:
                     message = await source()
-                    async with lock:
+                    if self._busy:
+                        await self._wait_for_turn()
+                    else:
+                        self._busy = True
+                    try:
                         await self._handle(message)
+                    finally:
+                        self._pass_turn()
             else:
                 slots = self._slots
                 while True:
@@ -288,6 +298,30 @@ class AsyncConsumer:
             raise
         except BaseException as exc:
             self._stop(exc)
+
+    async def _wait_for_turn(self) -> None:
+        """Wait until the handler running now hands over (one handler at a time).
+
+        A lock would do, but this is the per-message path: a flag and a queue
+        of futures cost two coroutine frames less per message.
+        """
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._turns.append(turn)
+        try:
+            await turn
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled():
+                self._pass_turn()
+            raise
+
+    def _pass_turn(self) -> None:
+        turns = self._turns
+        while turns:
+            turn = turns.popleft()
+            if not turn.done():
+                turn.set_result(None)
+                return
+        self._busy = False
 
     async def _handle_concurrently(self, message: Message) -> None:
         try:
@@ -302,7 +336,10 @@ class AsyncConsumer:
     async def _handle(self, message: Message) -> None:
         started = time.perf_counter()
         try:
-            await self.dispatch(message)
+            if self._plain_dispatch:
+                await self._handler_for(message)(self, message)
+            else:
+                await self.dispatch(message)
         except StopConsumer:
             raise
         except Exception as exc:

@@ -113,6 +113,7 @@ class TestViews:
 
     async def test_ready_is_503_while_draining(self):
         app = _django()
+        STATUS.draining = False  # a server stopped by an earlier test leaves it set
         assert (await HttpCommunicator(app, "GET", "/hub/ready/").get_response())["status"] == 200
         STATUS.draining = True
         try:

@@ -13,6 +13,7 @@ import os
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from hub.cli import RunConfig, run
 from hub.listeners import parse_listener
@@ -26,6 +27,8 @@ ADMIN_PASSWORD = "admin"
 
 def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--http", default="127.0.0.1:8000", help="HTTP/WebSocket address")
+    parser.add_argument("--mqtt", default="127.0.0.1:1883", help="MQTT address")
+    parser.add_argument("--tcp", default="127.0.0.1:7000", help="raw TCP (line) device address")
     parser.add_argument("--data-dir", default=None, help="directory for the demo's SQLite database")
     parser.add_argument("--reload", action="store_true", help="restart on code changes")
 
@@ -74,6 +77,41 @@ def run_demo(args: argparse.Namespace) -> None:
         settings="demo.settings",
         static=True,
         reload=args.reload,
-        listeners=[parse_listener("http", args.http)],
+        listeners=[
+            parse_listener("http", args.http),
+            parse_listener("mqtt", args.mqtt),
+            parse_listener("tcp", f"devices={args.tcp}?framing=line"),
+        ],
     )
-    run(config)
+    run(config, on_started=started)
+
+
+def started(urls: list[str]) -> None:
+    """Listeners are up: start the simulated devices and say what to try."""
+    from dashboard.simulators import start_simulators  # type: ignore[import-not-found]
+    from django.conf import settings
+
+    # A named listener's URL starts with its name: "devices=tcp://127.0.0.1:7000".
+    parsed = [
+        urlsplit(url.partition("=")[2] if "=" in url.split("://")[0] else url) for url in urls
+    ]
+    addresses = {parts.scheme: parts for parts in parsed}
+    mqtt, tcp = addresses.get("mqtt"), addresses.get("tcp")
+    tries = []
+    mqtt_address = tcp_address = None
+    if mqtt is not None:
+        mqtt_address = (mqtt.hostname or "127.0.0.1", mqtt.port or 1883)
+        tries.append(
+            f"Publish as the sensor: mosquitto_pub -h {mqtt_address[0]} -p {mqtt_address[1]} "
+            "-u sensor-1 -P sensor-1-secret -t sensors/sensor-1/humidity -m 40"
+        )
+    if tcp is not None:
+        tcp_address = (tcp.hostname or "127.0.0.1", tcp.port or 7000)
+        tries.append(
+            f"Be the tracker: nc {tcp_address[0]} {tcp_address[1]}, then type "
+            "'tracker-1 tracker-1-secret' and any line"
+        )
+    start_simulators(mqtt_address, tcp_address)
+    settings.HUB_DEMO_URLS = tries
+    for line in tries:
+        print(line, flush=True)

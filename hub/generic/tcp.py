@@ -239,7 +239,8 @@ class AsyncLineConsumer(AsyncTcpConsumer):
 
     async def send_line(self, line: str) -> None:
         """Send one line; the listener appends the delimiter."""
-        await self.base_send({"type": "tcp.send", "bytes": line.encode(self.encoding, self.errors)})
+        encoded = line.encode(self.encoding, self.errors)
+        await AsyncConsumer.send(self, {"type": "tcp.send", "bytes": encoded})
 
 
 class AsyncJsonLinesConsumer(AsyncLineConsumer):

@@ -14,7 +14,17 @@ from tests.hubprocess import HubProcess
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
     """``hub demo`` on free ports with a fresh database; ``.urls[0]`` is its HTTP URL."""
     data_dir = tmp_path_factory.mktemp("demo")
-    process = HubProcess("demo", "--http", "127.0.0.1:0", "--data-dir", str(data_dir))
+    process = HubProcess(
+        "demo",
+        "--http",
+        "127.0.0.1:0",
+        "--mqtt",
+        "127.0.0.1:0",
+        "--tcp",
+        "127.0.0.1:0",
+        "--data-dir",
+        str(data_dir),
+    )
     yield process
     process.stop()
 

@@ -1,4 +1,4 @@
-"""The demo in a real browser: the live dashboard over WebSocket, and the Django admin."""
+"""The demo in a real browser: the live dashboard over WebSocket, devices, and the admin."""
 
 from __future__ import annotations
 
@@ -14,50 +14,62 @@ def wait(browser):
     return WebDriverWait(browser, WAIT)
 
 
+def wait_for_text(browser, element_id, text):
+    located = (By.ID, element_id)
+    wait(browser).until(expected_conditions.text_to_be_present_in_element(located, text))
+
+
 def open_dashboard(browser, demo):
     """Load the dashboard and wait until its WebSocket is open."""
     browser.get(demo.urls[0] + "/")
-    status = (By.ID, "status")
-    wait(browser).until(expected_conditions.text_to_be_present_in_element(status, "live"))
+    wait_for_text(browser, "status", "live")
+
+
+def send_command(browser, device, command):
+    browser.find_element(By.ID, "command-device").send_keys(device)
+    browser.find_element(By.ID, "command-text").send_keys(command)
+    browser.find_element(By.CSS_SELECTOR, "#command button").click()
 
 
 class TestDashboard:
     def test_the_page_connects_its_websocket_and_shows_a_sent_message(self, demo, browser):
-        browser.get(demo.urls[0] + "/")
-        wait(browser).until(
-            expected_conditions.text_to_be_present_in_element((By.ID, "status"), "live")
-        )
-        box = browser.find_element(By.ID, "say-text")
-        box.send_keys("hello from chromium")
+        open_dashboard(browser, demo)
+        browser.find_element(By.ID, "say-text").send_keys("hello from chromium")
         browser.find_element(By.CSS_SELECTOR, "#say button").click()
-        wait(browser).until(
-            expected_conditions.text_to_be_present_in_element(
-                (By.ID, "feed"), "visitor: hello from chromium"
-            )
-        )
+        wait_for_text(browser, "feed", "visitor: hello from chromium")
 
-    def test_a_device_command_is_echoed_on_the_dashboard(self, demo, browser):
-        browser.get(demo.urls[0] + "/")
-        wait(browser).until(
-            expected_conditions.text_to_be_present_in_element((By.ID, "status"), "live")
-        )
-        browser.find_element(By.ID, "command-device").send_keys("tracker-1")
-        browser.find_element(By.ID, "command-text").send_keys("ping")
-        browser.find_element(By.CSS_SELECTOR, "#command button").click()
-        wait(browser).until(
-            expected_conditions.text_to_be_present_in_element(
-                (By.ID, "feed"), "command 'ping' sent to tracker-1"
-            )
-        )
+    def test_the_simulated_sensor_readings_appear_live(self, demo, browser):
+        open_dashboard(browser, demo)
+        wait_for_text(browser, "feed", "sensor-1 temperature = ")
+
+    def test_a_command_reaches_the_mqtt_sensor_and_its_ack_comes_back(self, demo, browser):
+        open_dashboard(browser, demo)
+        send_command(browser, "sensor-1", "calibrate")
+        wait_for_text(browser, "feed", "command 'calibrate' sent to sensor-1")
+        wait_for_text(browser, "feed", "sensor-1 acknowledged: done: calibrate")
+
+    def test_the_simulated_tcp_tracker_lines_appear_and_commands_are_acknowledged(
+        self, demo, browser
+    ):
+        open_dashboard(browser, demo)
+        wait_for_text(browser, "feed", "tracker-1 says: $POS,tracker-1,")
+        send_command(browser, "tracker-1", "blink")
+        wait_for_text(browser, "feed", "tracker-1 acknowledged: blink")
+
+
+def log_in(browser, demo):
+    """Log in to the admin as the demo's operator (once per browser session)."""
+    browser.get(demo.urls[0] + "/admin/")
+    if "Log in" in browser.title:
+        browser.find_element(By.NAME, "username").send_keys("admin")
+        browser.find_element(By.NAME, "password").send_keys("admin")
+        browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+    wait(browser).until(expected_conditions.title_contains("Site administration"))
 
 
 class TestAdmin:
     def test_an_operator_logs_in_and_edits_a_device(self, demo, browser):
-        browser.get(demo.urls[0] + "/admin/login/")
-        browser.find_element(By.NAME, "username").send_keys("admin")
-        browser.find_element(By.NAME, "password").send_keys("admin")
-        browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
-        wait(browser).until(expected_conditions.title_contains("Site administration"))
+        log_in(browser, demo)
         browser.get(demo.urls[0] + "/admin/dashboard/device/")
         browser.find_element(By.LINK_TEXT, "sensor-1").click()
         topics = browser.find_element(By.NAME, "allowed_topics")
@@ -71,24 +83,27 @@ class TestAdmin:
         )
 
     def test_the_hub_status_page_is_live_and_lists_connections(self, demo, browser):
-        browser.get(demo.urls[0] + "/admin/")
+        log_in(browser, demo)
         browser.find_element(By.LINK_TEXT, "Hub status").click()
-        live = (By.ID, "hub-live")
-        wait(browser).until(expected_conditions.text_to_be_present_in_element(live, "live"))
-        listeners = (By.ID, "hub-listeners")
-        wait(browser).until(expected_conditions.text_to_be_present_in_element(listeners, "http"))
-        connections = (By.ID, "hub-connections")
-        wait(browser).until(
-            expected_conditions.text_to_be_present_in_element(connections, "StatusConsumer")
-        )
+        wait_for_text(browser, "hub-live", "live")
+        wait_for_text(browser, "hub-listeners", "mqtt://")
+        wait_for_text(browser, "hub-connections", "SensorConsumer")
 
-    def test_the_admin_action_sends_a_command_to_devices(self, demo, browser):
+    def test_the_admin_action_sends_a_command_that_the_sensor_acknowledges(self, demo, browser):
+        log_in(browser, demo)
         browser.get(demo.urls[0] + "/admin/dashboard/device/")
-        browser.find_element(By.CSS_SELECTOR, "input.action-select[value]").click()
+        row = "//tr[.//a[text()='sensor-1']]//input[contains(@class, 'action-select')]"
+        browser.find_element(By.XPATH, row).click()
         browser.find_element(By.CSS_SELECTOR, "select[name=action] option[value=send_ping]").click()
         browser.find_element(By.CSS_SELECTOR, "button[name=index]").click()
         wait(browser).until(
             expected_conditions.text_to_be_present_in_element(
                 (By.CSS_SELECTOR, ".messagelist"), "Sent 'ping' to 1 device(s)."
+            )
+        )
+        browser.get(demo.urls[0] + "/admin/dashboard/devicemessage/")
+        wait(browser).until(
+            expected_conditions.text_to_be_present_in_element(
+                (By.CSS_SELECTOR, "#result_list"), "done: ping"
             )
         )

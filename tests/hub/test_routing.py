@@ -126,3 +126,24 @@ class TestChannelNameRouter:
     def test_a_scope_without_a_channel_is_refused(self):
         with pytest.raises(NoRouteFound, match="without a 'channel' key"):
             ChannelNameRouter({}).resolve({"type": "http"})
+
+
+class TestLifespan:
+    async def test_a_router_without_a_lifespan_app_completes_lifespan_itself(self):
+        router = ProtocolTypeRouter({"http": named("web")})
+        communicator = ApplicationCommunicator(router, {"type": "lifespan", "state": {}})
+        await communicator.send_input({"type": "lifespan.startup"})
+        assert await communicator.receive_output() == {"type": "lifespan.startup.complete"}
+        await communicator.send_input({"type": "lifespan.shutdown"})
+        assert await communicator.receive_output() == {"type": "lifespan.shutdown.complete"}
+        await communicator.wait()
+
+    async def test_a_lifespan_app_in_the_mapping_is_used(self):
+        seen = []
+
+        async def lifespan(scope, receive, send):
+            seen.append(scope["type"])
+
+        router = ProtocolTypeRouter({"lifespan": lifespan})
+        await ApplicationCommunicator(router, {"type": "lifespan"}).wait()
+        assert seen == ["lifespan"]

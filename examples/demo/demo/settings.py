@@ -58,7 +58,11 @@ DATABASES = {
     }
 }
 CHANNEL_LAYERS = {"default": {"BACKEND": "hub.layers.InMemoryChannelLayer"}}
-HUB_LISTENERS = ["http://127.0.0.1:8000"]
+HUB_LISTENERS = [
+    "http://127.0.0.1:8000",
+    "mqtt://127.0.0.1:1883",
+    "tcp://devices=127.0.0.1:7000?framing=line",
+]
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

@@ -48,6 +48,7 @@ BENCHMARK_MODULES = (
     "benchmarks.websocket",
     "benchmarks.http",
     "benchmarks.idle",
+    "benchmarks.smtp",
     "benchmarks.mqtt",
     "benchmarks.tcp",
 )

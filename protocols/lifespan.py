@@ -55,7 +55,9 @@ class Lifespan:
         self._receive_queue: asyncio.Queue[Message] = asyncio.Queue()
         self._answers: asyncio.Queue[Message] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
-        self._expected = "lifespan.startup"
+        # The event whose answer send() accepts next; None once it has been answered.
+        self._expected: str | None = None
+        self._answered = ""
 
     async def startup(self) -> None:
         """Send ``lifespan.startup`` and wait for the answer.
@@ -83,14 +85,16 @@ class Lifespan:
             await asyncio.gather(self._task, return_exceptions=True)
 
     async def _exchange(self, event: str) -> None:
-        assert self._task is not None
+        task = self._task
+        assert task is not None
         self._expected = event
         await self._receive_queue.put({"type": event})
         answer_task = asyncio.ensure_future(self._answers.get())
-        await asyncio.wait({answer_task, self._task}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({answer_task, task}, return_when=asyncio.FIRST_COMPLETED)
         if not answer_task.done():
             answer_task.cancel()
-            exc = self._task.exception() if not self._task.cancelled() else None
+            await asyncio.gather(answer_task, return_exceptions=True)
+            exc = task.exception() if not task.cancelled() else None
             if event == "lifespan.startup" and not self.required:
                 self.supported = False
                 logger.info("ASGI 'lifespan' protocol appears unsupported (%r).", exc)
@@ -98,6 +102,10 @@ class Lifespan:
             raise LifespanFailure(f"application stopped during {event}: {exc!r}") from exc
         answer = answer_task.result()
         if answer["type"] == f"{event}.failed":
+            if event == "lifespan.startup":
+                # The server will not start, so no shutdown() comes to end the task.
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
             raise LifespanFailure(f"{event} failed: {answer.get('message', '')}")
 
     async def _run(self) -> None:
@@ -109,8 +117,15 @@ class Lifespan:
         await self.app(scope, self._receive_queue.get, self._send)
 
     async def _send(self, message: Message) -> None:
-        expected = (f"{self._expected}.complete", f"{self._expected}.failed")
-        if message.get("type") not in expected:
+        event = self._expected
+        message_type = message.get("type")
+        if event is None:
+            raise RuntimeError(
+                f"Unexpected ASGI message {message_type!r}: {self._answered!r} was already answered"
+            )
+        expected = (f"{event}.complete", f"{event}.failed")
+        if message_type not in expected:
             names = " or ".join(f"'{name}'" for name in expected)
-            raise RuntimeError(f"Expected ASGI message {names}, but got {message.get('type')!r}")
+            raise RuntimeError(f"Expected ASGI message {names}, but got {message_type!r}")
+        self._expected, self._answered = None, event
         await self._answers.put(message)

@@ -59,6 +59,7 @@ class SmtpCommunicator(ApplicationCommunicator):
         self.mail_options: list[str] = []
         self.rcpt_tos: list[str] = []
         self.ask_mail = False
+        self.ask_rcpt = True
 
     async def _ask(self, event: Message, timeout: float) -> Message:
         await self.send_input(event)
@@ -69,6 +70,7 @@ class SmtpCommunicator(ApplicationCommunicator):
         answer = await self._ask({"type": "smtp.connect"}, timeout)
         if answer["type"] == "smtp.accept":
             self.ask_mail = bool(answer.get("mail", False))
+            self.ask_rcpt = bool(answer.get("rcpt", True))
             return True, None
         return False, _refusal(answer, "smtp.reject", 554)
 
@@ -97,9 +99,15 @@ class SmtpCommunicator(ApplicationCommunicator):
         return False, _refusal(answer, "smtp.mail.reject", 550)
 
     async def rcpt(self, address: str, timeout: float = 1) -> tuple[bool, Refusal | None]:
-        """One ``RCPT TO``: ``(True, None)`` or ``(False, (code, message))``."""
+        """One ``RCPT TO``: ``(True, None)`` or ``(False, (code, message))``.
+
+        The app is asked unless it accepted the session with ``"rcpt": False``.
+        """
         if self.transaction == 0:
             await self.mail(self.mail_from)
+        if not self.ask_rcpt:  # the app accepts every recipient without being asked
+            self.rcpt_tos.append(address)
+            return True, None
         event = {
             "type": "smtp.rcpt",
             **self.state,

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from .listener import access_logger
 from .messages import ASGIApp, ClientDisconnected, Message, unexpected
-from .wire import error_response, header_lines, status_line
+from .wire import error_response, header_line, status_line
 
 if TYPE_CHECKING:
     from .http import HttpProtocol
@@ -202,47 +202,65 @@ class RequestResponseCycle:
         status = message["status"]
         head = [status_line(status)]
         listener = self.conn.listener
-        has_server = has_date = False
+        has_server = has_date = close = False
+        remaining = None
+        # Nothing is stored until every header is valid: the app may retry after an error.
         for name, value in message.get("headers", ()):
-            if name == b"content-length":
-                self.remaining = int(value)
-            elif name == b"transfer-encoding":
+            # The spec asks apps for lowercase names, but Django sends "Content-Length".
+            lowered = name.lower()
+            if lowered == b"content-length":
+                length = value.strip()
+                if not length.isdigit():
+                    raise RuntimeError(f"Invalid Content-Length {value!r} in response")
+                remaining = int(length)
+                if status < 200 or status == 204:
+                    # RFC 9110 8.6: "A server MUST NOT send a Content-Length header
+                    # field in any response with a status code of 1xx or 204".
+                    continue
+            elif lowered == b"transfer-encoding":
                 # "You may send a Transfer-Encoding header [...] but the server must ignore it."
                 continue
-            elif name == b"connection":
-                if value.lower() == b"close":
-                    self.keep_alive = False
+            elif lowered == b"connection":
+                close = close or b"close" in value.lower()
                 continue
-            elif name == b"server":
+            elif lowered == b"server":
                 has_server = True
-            elif name == b"date":
+            elif lowered == b"date":
                 has_date = True
-            head += header_lines(((name, value),))
+            head.append(header_line(name, value))
         if not has_server:
             head.append(listener.server_line)
         if not has_date:
             head.append(listener.date.line())
+        if close:
+            self.keep_alive = False
+        self.remaining = remaining
         self.status = status
         self.no_body = self.is_head or status < 200 or status in (204, 304)
         self.response_started = True
         self.pending_head = head
 
     def _write_body(self, body: bytes, more_body: bool) -> None:
+        no_body = self.no_body
+        if body and not no_body and self.remaining is not None:
+            # Checked before anything is written: a first body message that
+            # overflows can still become a 500.
+            self.remaining -= len(body)
+            if self.remaining < 0:
+                self.keep_alive = False
+                raise RuntimeError(
+                    f"Response content longer than Content-Length by {-self.remaining} bytes"
+                )
         parts = self.pending_head
         if parts is not None:
             self.pending_head = None
             self._frame(parts, len(body), more_body)
         else:
             parts = []
-        if body and not self.no_body:
+        if body and not no_body:
             if self.chunked:
                 parts += (b"%x\r\n" % len(body), body, b"\r\n")
             else:
-                if self.remaining is not None:
-                    self.remaining -= len(body)
-                    if self.remaining < 0:
-                        self.keep_alive = False
-                        raise RuntimeError("Response content longer than Content-Length")
                 parts.append(body)
         if not more_body:
             if self.chunked:
@@ -265,7 +283,6 @@ class RequestResponseCycle:
         http_10 = self.scope["http_version"] == "1.0"
         if self.remaining is None and not self.no_body:
             if not more_body:
-                self.remaining = first_length
                 head.append(b"content-length: %d\r\n" % first_length)
             elif http_10:
                 self.keep_alive = False

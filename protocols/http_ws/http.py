@@ -46,6 +46,39 @@ class _Rejected(Exception):
         self.reason = reason
 
 
+def _check_transfer_encoding(value: bytes, http_version: str) -> None:
+    """Refuse request framing that an intermediary could read differently.
+
+    RFC 9112 6.1: an HTTP/1.0 message with Transfer-Encoding has faulty framing;
+    6.3: chunked must be the final coding, else 400. httptools checks the rest
+    (Content-Length next to Transfer-Encoding, chunked twice); codings other than
+    chunked are not decoded here, so they are 501 (RFC 9112 6.1).
+    """
+    if http_version == "1.0":
+        raise _Rejected(400, "Transfer-Encoding in an HTTP/1.0 request")
+    codings = [coding.strip().lower() for coding in value.split(b",")]
+    if codings[-1] != b"chunked":
+        raise _Rejected(400, f"Transfer-Encoding {value[:100]!r} does not end with chunked")
+    if len(codings) > 1 and any(coding != b"chunked" for coding in codings):
+        raise _Rejected(501, f"Transfer-Encoding {value[:100]!r} not implemented")
+
+
+class _IgnoredUpgradeBody:
+    """httptools callbacks that hand a body to the connection, then stop it parsing."""
+
+    __slots__ = ("conn",)
+
+    def __init__(self, conn: HttpProtocol) -> None:
+        self.conn = conn
+
+    def on_body(self, body: bytes) -> None:
+        self.conn.on_body(body)
+
+    def on_message_complete(self) -> None:
+        self.conn.on_message_complete()
+        self.conn._parser_done = True
+
+
 class HttpProtocol(asyncio.Protocol):
     """One HTTP/1.1 connection: parser in, cycles out, responses in request order."""
 
@@ -70,6 +103,8 @@ class HttpProtocol(asyncio.Protocol):
         self._websocket_upgrade = False
         self._parser_done = False
         self._pending_error: tuple[int, str] | None = None
+        # Framing of the body of a request whose Upgrade is ignored, until it is read.
+        self._ignored_upgrade_framing: bytes | None = None
         self._keep_alive_timer: asyncio.TimerHandle | None = None
         self._head_timer: asyncio.TimerHandle | None = None
         self._body_timer: asyncio.TimerHandle | None = None
@@ -109,8 +144,12 @@ class HttpProtocol(asyncio.Protocol):
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
             self._parser_done = True
+            trailing = data[exc.args[0] :] if exc.args else b""
             if self._websocket_upgrade:
-                self._upgrade(data[exc.args[0] :] if exc.args else b"")
+                self._upgrade(trailing)
+                return
+            if self._ignored_upgrade_framing is not None:
+                self._read_ignored_upgrade_body(trailing)
                 return
             if self.reading is not None and not self.reading.request_complete:
                 # CONNECT or an upgrade we do not serve: no body follows the head.
@@ -172,6 +211,27 @@ class HttpProtocol(asyncio.Protocol):
         parser = self.parser
         headers = self._headers
         http_version = parser.get_http_version()
+        if http_version != "1.1" and http_version != "1.0":
+            raise _Rejected(505, f"HTTP version {http_version} not served")
+        content_length = 0
+        hosts = 0
+        transfer_encoding: bytes | None = None
+        expect_continue = False
+        for name, value in headers:
+            if name == b"host":
+                hosts += 1
+            elif name == b"content-length":
+                content_length = int(value) if value.isdigit() else 0
+            elif name == b"transfer-encoding":
+                transfer_encoding = value
+            elif name == b"expect" and value.lower() == b"100-continue":
+                expect_continue = http_version == "1.1"
+        if hosts != 1 and (hosts or http_version == "1.1"):
+            # RFC 9112 3.2: "MUST respond with a 400" to an HTTP/1.1 request without
+            # Host and to any request with more than one.
+            raise _Rejected(400, f"{hosts} Host header fields")
+        if transfer_encoding is not None:
+            _check_transfer_encoding(transfer_encoding, http_version)
         method = parser.get_method().decode("ascii")
         upgrade = parser.should_upgrade()
         if upgrade and self._is_websocket(headers):
@@ -190,13 +250,6 @@ class HttpProtocol(asyncio.Protocol):
         client, scheme = self.info.client, self.info.scheme
         if self.info.proxied:
             client, scheme = self.listener.trusted_proxies.resolve(headers, client, scheme)
-        content_length = 0
-        expect_continue = False
-        for name, value in headers:
-            if name == b"content-length":
-                content_length = int(value) if value.isdigit() else 0
-            elif name == b"expect" and value.lower() == b"100-continue":
-                expect_continue = http_version == "1.1"
         if content_length > self.config.max_body_size:
             raise _Rejected(
                 413, f"Content-Length {content_length} over {self.config.max_body_size}"
@@ -221,6 +274,14 @@ class HttpProtocol(asyncio.Protocol):
         # A request that asked to switch to a protocol we do not serve is answered
         # as plain HTTP; the connection cannot carry another request after it.
         keep_alive = parser.should_keep_alive() and not upgrade
+        if upgrade and (transfer_encoding is not None or content_length):
+            # httptools ends such a request at its head (MagicStack/httptools#124);
+            # its body is read by a second parser once the first one stops.
+            self._ignored_upgrade_framing = (
+                b"transfer-encoding: chunked\r\n"
+                if transfer_encoding is not None
+                else b"content-length: %d\r\n" % content_length
+            )
         cycle = RequestResponseCycle(self, scope, keep_alive, expect_continue, method == "HEAD")
         self.reading = cycle
         if self.cycle is None:
@@ -243,6 +304,8 @@ class HttpProtocol(asyncio.Protocol):
         cycle.feed_body(body)
 
     def on_message_complete(self) -> None:
+        if self._ignored_upgrade_framing is not None:
+            return  # httptools stopped at the head; the body is still to come.
         if self._body_timer is not None:
             self._body_timer.cancel()
             self._body_timer = None
@@ -323,6 +386,20 @@ class HttpProtocol(asyncio.Protocol):
             if name == b"upgrade":
                 return b"websocket" in value.lower()
         return False
+
+    def _read_ignored_upgrade_body(self, trailing: bytes) -> None:
+        """Read the body of a request whose ``Upgrade`` we ignore (RFC 9110 7.8).
+
+        A fresh parser is given a made-up head with the request's framing, then the
+        bytes after the real head; its body callbacks are this protocol's. The
+        connection closes after the response, so nothing after the body is parsed.
+        """
+        framing, self._ignored_upgrade_framing = self._ignored_upgrade_framing, None
+        assert framing is not None
+        self.parser = httptools.HttpRequestParser(_IgnoredUpgradeBody(self))
+        self.parser.feed_data(b"POST / HTTP/1.1\r\n" + framing + b"\r\n")
+        self._parser_done = False
+        self.data_received(trailing)
 
     def _upgrade(self, trailing: bytes) -> None:
         """Hand the transport to a WebSocket protocol for the request just parsed."""

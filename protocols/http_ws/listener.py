@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from .config import HttpWsConfig
 from .messages import ASGIApp
 from .proxy import TrustedProxies
-from .tls import cipher_suite_ids, tls_extension
+from .tls import server_tls_details, tls_extension
 from .wire import DateHeader
 
 access_logger = logging.getLogger("protocols.http_ws.access")
@@ -82,12 +82,7 @@ class Listener:
         self.tasks: set[asyncio.Task[None]] = set()
         self.closing = False
         self._idle: asyncio.Event | None = None
-        self.server_cert: str | None = None
-        self.cipher_ids: dict[str, int] = {}
-        if ssl_context is not None and config.ssl_certfile is not None:
-            with open(config.ssl_certfile, encoding="ascii") as file:
-                self.server_cert = file.read()
-            self.cipher_ids = cipher_suite_ids(ssl_context)
+        self.server_cert, self.cipher_ids = server_tls_details(ssl_context, config.ssl_certfile)
 
     def connection_info(self, transport: asyncio.BaseTransport) -> ConnectionInfo:
         """Read peer, local address and TLS details of a new connection once."""

@@ -65,3 +65,27 @@ def tls_extension(
         "tls_version": TLS_VERSIONS.get(version) if version else None,
         "cipher_suite": cipher_ids.get(cipher[0]) if cipher else None,
     }
+
+
+def certificates_only(pem: str) -> str:
+    """The CERTIFICATE blocks of a PEM file, which may also hold the private key."""
+    return "".join(
+        block[block.index("-----BEGIN CERTIFICATE-----") :] + "-----END CERTIFICATE-----\n"
+        for block in pem.split("-----END CERTIFICATE-----")
+        if "-----BEGIN CERTIFICATE-----" in block
+    )
+
+
+def server_tls_details(
+    ssl_context: ssl.SSLContext | None, certfile: str | None
+) -> tuple[str | None, dict[str, int]]:
+    """What a TLS listener reports in every scope: its certificate and the cipher ids.
+
+    Only the certificate blocks of ``certfile`` are kept: the file may also hold
+    the private key, which must never reach an application.
+    """
+    if ssl_context is None or certfile is None:
+        return None, {}
+    with open(certfile, encoding="ascii") as file:
+        pem = file.read()
+    return certificates_only(pem), cipher_suite_ids(ssl_context)

@@ -2,14 +2,14 @@
 
 :class:`WebSocketProtocol` takes over the transport from
 :class:`~protocols.http_ws.http.HttpProtocol` once a request asks for the
-upgrade. The handshake is validated by ``websockets.server.ServerProtocol``
-(``accept()`` returns the 101 response, or the 400/405/505 answer to a bad
-request) before the application hears of it; a ``Sec-WebSocket-Version``
-other than 13 is answered 426 with the version we speak (RFC 6455 4.2.2).
+upgrade. :mod:`protocols.http_ws.handshake` validates the request before the
+application hears of it and writes the HTTP answer the application chooses;
+this module runs the connection after that.
 
 Frames, masking, fragmentation rules, close codes, UTF-8 of close reasons,
 ``max_size`` (1009) and permessage-deflate belong to websockets; this module
-reassembles fragmented messages, checks UTF-8 of text messages (1007), sends
+reassembles fragmented messages, checks UTF-8 of text messages (1007: the
+sans-I/O ``ServerProtocol`` does not, its asyncio layer does), sends
 keepalive pings, and maps everything to ASGI events. The object is both the
 asyncio protocol and the application instance's ``receive``/``send``: a
 WebSocket connection has exactly one application instance, so one object
@@ -29,20 +29,23 @@ import os
 from collections import deque
 from typing import Any
 
-import httptools
-from websockets.datastructures import Headers
 from websockets.frames import CloseCode, Frame, Opcode
-from websockets.http11 import Request, Response
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
-from .deflate import LazyServerPerMessageDeflateFactory
 from .flow import FlowControl
+from .handshake import (
+    Handshake,
+    HandshakeRefused,
+    accept_response,
+    denial_head,
+    open_handshake,
+    refusal_response,
+)
 from .listener import ConnectionInfo, Listener, access_logger
 from .messages import ASGI_VERSION, ClientDisconnected, Message, unexpected
-from .wire import decode_path, error_response, header_lines, status_line
+from .wire import decode_path, error_response
 
-_SUPPORTED_VERSION = b"13"
 _TEXT, _BINARY, _CONT, _PONG = Opcode.TEXT, Opcode.BINARY, Opcode.CONT, Opcode.PONG
 _CONNECT: Message = {"type": "websocket.connect"}
 
@@ -65,7 +68,9 @@ class WebSocketProtocol(asyncio.Protocol):
         self.transport: asyncio.Transport = None  # type: ignore[assignment]
         self.flow: FlowControl = None  # type: ignore[assignment]
         self.protocol: ServerProtocol = None  # type: ignore[assignment]
-        self.response: Response | None = None
+        self.handshake: Handshake | None = None
+        # The denial response's head, held until its first body message.
+        self._denial_head: bytes | None = None
         self.scope: dict[str, Any] = {}
         self.phase = Phase.HANDSHAKE
         self.queue: deque[Message] = deque()
@@ -94,52 +99,20 @@ class WebSocketProtocol(asyncio.Protocol):
         self.flow = FlowControl(transport)
         self.listener.add(self)
         config = self.config
-        version = b""
-        subprotocols: list[str] = []
-        for name, value in headers:
-            if name == b"sec-websocket-version":
-                version = value.strip()
-            elif name == b"sec-websocket-protocol":
-                subprotocols += [p.strip() for p in value.decode("latin-1").split(",") if p.strip()]
-        if version != _SUPPORTED_VERSION:
-            self._refuse(
-                426,
-                b"upgrade: websocket\r\nsec-websocket-version: 13\r\n",
-                f"unsupported Sec-WebSocket-Version {version!r}",
-            )
-            return
-        extensions = None
-        if config.ws_per_message_deflate:
-            extensions = [
-                LazyServerPerMessageDeflateFactory(
-                    server_max_window_bits=config.ws_deflate_window_bits,
-                    client_max_window_bits=config.ws_deflate_window_bits,
-                    compress_settings={"memLevel": config.ws_deflate_mem_level},
+        try:
+            handshake = open_handshake(config, method, target, http_version, headers)
+        except HandshakeRefused as refused:
+            self.listener.log_info(self.info.peer, f"WebSocket handshake refused: {refused}")
+            listener = self.listener
+            transport.write(
+                refusal_response(
+                    refused.status, refused.headers, listener.server_line, listener.date.line()
                 )
-            ]
-        self.protocol = ServerProtocol(
-            extensions=extensions, max_size=config.ws_max_message_size, state=State.OPEN
-        )
-        request = Request(
-            target.decode("latin-1"),
-            Headers([(n.decode("latin-1"), v.decode("latin-1")) for n, v in headers]),
-            method=method,
-            protocol=f"HTTP/{http_version}",
-        )
-        response = self.protocol.accept(request)
-        if response.status_code != 101:
-            reason = str(self.protocol.handshake_exc or response.reason_phrase)
-            self.listener.log_info(self.info.peer, f"WebSocket handshake refused: {reason}")
-            transport.write(response.serialize())
+            )
             self._finish()
             return
-        self.response = response
-        try:
-            url = httptools.parse_url(target)
-            raw_path, query = url.path or b"/", url.query or b""
-        except httptools.HttpParserInvalidURLError:
-            self._refuse(400, b"", f"invalid request target {target[:100]!r}")
-            return
+        self.handshake = handshake
+        self.protocol = handshake.protocol
         client, scheme = self.info.client, self.info.scheme
         if self.info.proxied:
             client, scheme = self.listener.trusted_proxies.resolve(headers, client, scheme)
@@ -151,14 +124,14 @@ class WebSocketProtocol(asyncio.Protocol):
             "asgi": ASGI_VERSION,
             "http_version": http_version,
             "scheme": "wss" if scheme == "https" else "ws",
-            "path": config.root_path + decode_path(raw_path),
-            "raw_path": raw_path,
-            "query_string": query,
+            "path": config.root_path + decode_path(handshake.raw_path),
+            "raw_path": handshake.raw_path,
+            "query_string": handshake.query_string,
             "root_path": config.root_path,
             "headers": headers,
             "client": client,
             "server": self.info.server,
-            "subprotocols": subprotocols,
+            "subprotocols": handshake.subprotocols,
             "state": self.listener.state_copy(),
             "extensions": extensions_scope,
         }
@@ -166,14 +139,6 @@ class WebSocketProtocol(asyncio.Protocol):
         self.flow.pause_reading()
         self.queue.append(_CONNECT)
         self.listener.spawn(self.run_asgi())
-
-    def _refuse(self, status: int, extra_headers: bytes, reason: str) -> None:
-        """Answer the upgrade request with an HTTP error and close."""
-        self.listener.log_info(self.info.peer, f"WebSocket handshake refused: {reason}")
-        response = error_response(status, self.listener.server_line, self.listener.date.line())
-        line_end = response.index(b"\r\n") + 2
-        self.transport.write(response[:line_end] + extra_headers + response[line_end:])
-        self._finish()
 
     def _finish(self) -> None:
         self.phase = Phase.DONE
@@ -244,8 +209,7 @@ class WebSocketProtocol(asyncio.Protocol):
         self.closed = True
         self.listener.discard(self)
         self._cancel_timers()
-        if self.phase is not Phase.DENIAL:
-            self.phase = Phase.DONE
+        self.phase = Phase.DONE
         if not self.disconnect_queued and self.protocol is not None:
             self.disconnect_queued = True
             code, reason = self._close_code()
@@ -263,8 +227,8 @@ class WebSocketProtocol(asyncio.Protocol):
         protocol = self.protocol
         close = protocol.close_rcvd or protocol.close_sent
         if close is None:
-            return CloseCode.ABNORMAL_CLOSURE, ""
-        return close.code, close.reason
+            return 1006, ""  # CloseCode.ABNORMAL_CLOSURE, as the plain int the spec names
+        return int(close.code), close.reason
 
     # Writing ---------------------------------------------------------------------
 
@@ -349,7 +313,10 @@ class WebSocketProtocol(asyncio.Protocol):
             self._close(CloseCode.NORMAL_CLOSURE, "")
 
     def _app_failed(self, code: int) -> None:
-        if self.phase is Phase.HANDSHAKE:
+        if self.phase is Phase.HANDSHAKE or (
+            self.phase is Phase.DENIAL and self._denial_head is not None
+        ):
+            # Nothing written yet: the denial response can still become a 500.
             listener = self.listener
             self.transport.write(error_response(500, listener.server_line, listener.date.line()))
             self._finish()
@@ -415,59 +382,53 @@ class WebSocketProtocol(asyncio.Protocol):
         elif phase is Phase.DENIAL:
             if message_type != "websocket.http.response.body":
                 raise unexpected(("websocket.http.response.body",), message_type)
-            self._denial_body(message)
+            more_body = message.get("more_body", False)
+            self._denial_body(message.get("body", b""), more_body)
+            flow = self.flow
+            if flow.write_paused:
+                await flow.drain()
+                if self.closed and more_body:
+                    raise ClientDisconnected(f"client {self.info.peer} disconnected")
         else:
             raise ClientDisconnected(f"WebSocket {self.info.peer} is closed")
 
     def _accept(self, message: Message) -> None:
-        response = self.response
-        assert response is not None
-        subprotocol = message.get("subprotocol")
-        if subprotocol is not None:
-            response.headers["Sec-WebSocket-Protocol"] = subprotocol
-        for name, value in message.get("headers") or ():
-            header_lines(((name, value),))
-            if name.lower() == b"sec-websocket-protocol":
-                raise RuntimeError("Use 'subprotocol' in 'websocket.accept', not a header")
-            response.headers[name.decode("latin-1")] = value.decode("latin-1")
-        if self.config.server_header and "Server" not in response.headers:
-            response.headers["Server"] = self.config.server_header
-        self.transport.write(response.serialize())
-        self.response = None
+        handshake = self.handshake
+        assert handshake is not None
+        self.transport.write(accept_response(handshake, message, self.listener.server_line))
+        self.handshake = None
         self.phase = Phase.OPEN
         self._log_access(101)
+        # Reading resumes even when closing at once: the peer's close frame must be read.
+        self.flow.resume_reading()
         if self.listener.closing:
             self._close(CloseCode.GOING_AWAY, "server shutting down")
-            return
-        self._schedule_ping()
-        self.flow.resume_reading()
+        else:
+            self._schedule_ping()
         if self._early:
             early, self._early = bytes(self._early), bytearray()
             self.data_received(early)
 
     def _deny_403(self) -> None:
         listener = self.listener
-        self.transport.write(error_response(403, listener.server_line, listener.date.line()))
+        self.transport.write(refusal_response(403, b"", listener.server_line, listener.date.line()))
         self._log_access(403)
         self._finish()
 
     def _start_denial(self, message: Message) -> None:
-        status = message["status"]
-        head = [status_line(status), *header_lines(message.get("headers", ()))]
-        head += (self.listener.server_line, self.listener.date.line(), b"connection: close\r\n\r\n")
-        self._early = bytearray(b"".join(head))
+        listener = self.listener
+        self._denial_head = denial_head(message, listener.server_line, listener.date.line())
+        self.handshake = None
+        self._early = bytearray()
         self.phase = Phase.DENIAL
-        self._log_access(status)
+        self._log_access(message["status"])
 
-    def _denial_body(self, message: Message) -> None:
-        # Delimited by closing the connection (RFC 9112 6.3 rule 8): no length needed.
-        self._early += message.get("body", b"")
-        if len(self._early) >= self.config.write_buffer_high_water or not message.get(
-            "more_body", False
-        ):
-            self.transport.write(bytes(self._early))
-            self._early = bytearray()
-        if not message.get("more_body", False):
+    def _denial_body(self, body: bytes, more_body: bool) -> None:
+        head, self._denial_head = self._denial_head, None
+        data = head + body if head is not None else body
+        if data:
+            self.transport.write(data)
+        if not more_body:
             self._finish()
 
     def _log_access(self, status: int) -> None:

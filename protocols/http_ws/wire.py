@@ -54,20 +54,26 @@ class DateHeader:
         return self._line
 
 
+def header_line(name: bytes, value: bytes) -> bytes:
+    """One validated ``name: value\\r\\n`` line of an application's header.
+
+    Raises:
+        RuntimeError: if the name or value would corrupt the response.
+    """
+    if _INVALID_NAME.search(name) or not name:
+        raise RuntimeError(f"Invalid HTTP header name {name!r} in response")
+    if _INVALID_VALUE.search(value):
+        raise RuntimeError(f"Invalid HTTP header value {value!r} for {name!r} in response")
+    return b"%s: %s\r\n" % (name, value)
+
+
 def header_lines(headers: Iterable[tuple[bytes, bytes]]) -> list[bytes]:
     """Validated ``name: value\\r\\n`` lines of an application's headers.
 
     Raises:
         RuntimeError: if a name or value would corrupt the response.
     """
-    lines = []
-    for name, value in headers:
-        if _INVALID_NAME.search(name) or not name:
-            raise RuntimeError(f"Invalid HTTP header name {name!r} in response")
-        if _INVALID_VALUE.search(value):
-            raise RuntimeError(f"Invalid HTTP header value {value!r} for {name!r} in response")
-        lines.append(b"%s: %s\r\n" % (name, value))
-    return lines
+    return [header_line(name, value) for name, value in headers]
 
 
 def error_response(status: int, server_line: bytes, date_line: bytes) -> bytes:

@@ -27,7 +27,7 @@ import ssl
 from typing import Any
 
 from protocols.http_ws.proxy import TrustedProxies
-from protocols.http_ws.tls import cipher_suite_ids
+from protocols.http_ws.tls import server_tls_details
 
 from .config import TcpConfig
 from .connection import TcpConnection
@@ -67,12 +67,7 @@ class Listener:
         self.tasks: set[asyncio.Task[None]] = set()
         self.closing = False
         self._idle: asyncio.Event | None = None
-        self.server_cert: str | None = None
-        self.cipher_ids: dict[str, int] = {}
-        if ssl_context is not None and config.ssl_certfile is not None:
-            with open(config.ssl_certfile, encoding="ascii") as file:
-                self.server_cert = file.read()
-            self.cipher_ids = cipher_suite_ids(ssl_context)
+        self.server_cert, self.cipher_ids = server_tls_details(ssl_context, config.ssl_certfile)
 
     def spawn(self, coro: Any) -> asyncio.Task[None]:
         """Run a coroutine of a connection as a task that shutdown can find."""

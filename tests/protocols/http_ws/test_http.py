@@ -200,6 +200,49 @@ class TestKeepAliveAndPipelining:
             writer.close()
         assert bodies == [b"/slow", b"/a", b"/b"]
 
+    async def test_pipelined_request_waits_for_a_slowly_streamed_response(self) -> None:
+        first_started = asyncio.Event()
+        release = asyncio.Event()
+        calls = []
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            calls.append(scope["path"])
+            await send({"type": "http.response.start", "status": 200})
+            if scope["path"] == "/stream":
+                await send({"type": "http.response.body", "body": b"a", "more_body": True})
+                first_started.set()
+                await release.wait()
+                await send({"type": "http.response.body", "body": b"b", "more_body": True})
+            await send({"type": "http.response.body", "body": b"end"})
+
+        async with serve(app) as server:
+            reader, writer = await open_raw(server)
+            writer.write(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n" + GET)
+            await first_started.wait()
+            assert calls == ["/stream"]
+            release.set()
+            first = await read_response(reader)
+            second = await read_response(reader)
+            writer.close()
+        assert (first.body, second.body) == (b"abend", b"end")
+        assert calls == ["/stream", "/"]
+
+    async def test_receive_after_the_response_is_http_disconnect(self) -> None:
+        messages = []
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            await hello(scope, receive, send)
+            messages.append(await receive())
+
+        async with serve(app) as server:
+            reader, writer = await open_raw(server)
+            writer.write(GET)
+            await read_response(reader)
+            while not messages:
+                await asyncio.sleep(0.01)
+            writer.close()
+        assert messages == [{"type": "http.disconnect"}]
+
     async def test_idle_keep_alive_connection_is_closed_silently(self) -> None:
         async with serve(hello, keep_alive_timeout=0.05) as server:
             reader, writer = await open_raw(server)
@@ -479,3 +522,308 @@ async def test_no_body_statuses_send_no_length_and_no_body(status: int) -> None:
         writer.close()
     assert b"content-length" not in first
     assert second.startswith(b"HTTP/1.1 %d" % status)
+
+
+class TestRequestFraming:
+    """RFC 9112 section 6 and 3.2: requests whose framing a proxy might read differently."""
+
+    @pytest.mark.parametrize(
+        "raw",
+        [
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nabcdef",
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nabcde",
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: +5\r\n\r\nabcde",
+            b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\nabcde",
+            b"GET / HTTP/1.1\r\nHost: x\r\nX-A: a\r\n folded\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\nX A: a\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\nX-A : a\r\n\r\n",
+        ],
+        ids=[
+            "content-length-and-chunked",
+            "conflicting-content-lengths",
+            "duplicate-content-lengths",
+            "signed-content-length",
+            "transfer-coding-not-ending-in-chunked",
+            "obs-fold",
+            "space-in-field-name",
+            "space-before-colon",
+        ],
+    )
+    async def test_ambiguous_framing_is_400_and_never_reaches_the_app(self, raw: bytes) -> None:
+        called = []
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            called.append(scope)
+            await echo_body(scope, receive, send)
+
+        async with serve(app) as server:
+            reader, writer = await open_raw(server)
+            writer.write(raw)
+            response = await read_response(reader)
+            assert await reader.read() == b""
+            writer.close()
+        assert response.status_code == 400
+        assert called == []
+
+    @pytest.mark.parametrize(
+        "chunks",
+        [b"zz\r\nab\r\n0\r\n\r\n", b"fffffffffffffffffff\r\nab\r\n0\r\n\r\n"],
+        ids=["invalid-chunk-size", "chunk-size-overflow"],
+    )
+    async def test_invalid_chunk_is_400_and_the_app_sees_a_disconnect(self, chunks: bytes) -> None:
+        messages = []
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            messages.append(await receive())
+
+        raw = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" + chunks
+        async with serve(app) as server:
+            response = await request(server, raw)
+        assert response.status_code == 400
+        assert messages == [{"type": "http.disconnect"}]
+
+    @pytest.mark.parametrize(
+        ("coding", "status"),
+        [(b"gzip, chunked", 501), (b"chunked, chunked", 400)],
+        ids=["unknown-coding", "chunked-twice"],
+    )
+    async def test_transfer_coding_other_than_chunked_is_refused(
+        self, coding: bytes, status: int
+    ) -> None:
+        raw = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: %s\r\n\r\n0\r\n\r\n" % coding
+        async with serve(echo_body) as server:
+            response = await request(server, raw)
+        assert response.status_code == status
+
+    async def test_http_10_request_with_transfer_encoding_is_400(self) -> None:
+        # RFC 9112 6.1: its framing "MUST" be treated as faulty; keep-alive would desync.
+        raw = (
+            b"POST / HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+        )
+        async with serve(echo_body) as server:
+            response = await request(server, raw)
+        assert response.status_code == 400
+
+    async def test_http_11_request_without_host_is_400(self) -> None:
+        async with serve(hello) as server:
+            response = await request(server, b"GET / HTTP/1.1\r\n\r\n")
+        assert response.status_code == 400
+
+    async def test_http_10_request_without_host_is_served(self) -> None:
+        async with serve(hello) as server:
+            response = await request(server, b"GET / HTTP/1.0\r\n\r\n")
+        assert response.status_code == 200
+
+    async def test_request_with_two_host_fields_is_400(self) -> None:
+        async with serve(hello) as server:
+            response = await request(server, b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n")
+        assert response.status_code == 400
+
+    @pytest.mark.parametrize(
+        "raw",
+        [b"GET / HTTP/2.0\r\nHost: x\r\n\r\n", b"GET /\r\n\r\n"],
+        ids=["http-2.0", "http-0.9"],
+    )
+    async def test_http_version_other_than_1_0_or_1_1_is_505(self, raw: bytes) -> None:
+        called = []
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            called.append(scope["http_version"])
+            await hello(scope, receive, send)
+
+        async with serve(app) as server:
+            reader, writer = await open_raw(server)
+            writer.write(raw)
+            raw = await reader.read()
+            writer.close()
+        assert raw.startswith(b"HTTP/1.1 505 ")
+        assert called == []
+
+    @pytest.mark.parametrize(
+        ("framing", "body"),
+        [
+            (b"Content-Length: 5\r\n", b"hello"),
+            (b"Transfer-Encoding: chunked\r\n", b"3\r\nhel\r\n2\r\nlo\r\n0\r\n\r\n"),
+        ],
+        ids=["content-length", "chunked"],
+    )
+    async def test_body_of_a_request_asking_for_an_unserved_upgrade_reaches_the_app(
+        self, framing: bytes, body: bytes
+    ) -> None:
+        # curl --http2 and Java's HttpClient send "Upgrade: h2c" on POSTs; httptools
+        # stops at such a head (MagicStack/httptools#124), the body must still arrive.
+        raw = (
+            b"POST / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+            b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n%s\r\n%s"
+            % (framing, body)
+        )
+        async with serve(echo_body) as server:
+            reader, writer = await open_raw(server)
+            writer.write(raw[:-3])
+            await writer.drain()
+            writer.write(raw[-3:])
+            response = await read_response(reader)
+            writer.close()
+        assert response.status_code == 200
+        assert response.body == b"hello"
+
+
+class TestApplicationHeaders:
+    """Header names from the app compared without case: Django sends ``Content-Length``."""
+
+    async def test_capitalised_content_length_frames_a_streamed_response(self) -> None:
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"Content-Length", b"10")],
+                }
+            )
+            await send({"type": "http.response.body", "body": b"01234", "more_body": True})
+            await send({"type": "http.response.body", "body": b"56789"})
+
+        async with serve(app) as server:
+            reader, writer = await open_raw(server)
+            writer.write(GET)
+            head = await reader.readuntil(b"\r\n\r\n")
+            body = await reader.readexactly(10)
+            writer.close()
+        assert b"transfer-encoding" not in head.lower()
+        assert head.lower().count(b"content-length") == 1
+        assert body == b"0123456789"
+
+    async def test_capitalised_connection_close_closes_after_the_response(self) -> None:
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"Connection", b"close")],
+                }
+            )
+            await send({"type": "http.response.body", "body": b"bye"})
+
+        async with serve(app) as server:
+            reader, writer = await open_raw(server)
+            writer.write(GET)
+            raw = await reader.read()
+            writer.close()
+        assert raw.lower().count(b"connection: close") == 1
+        assert raw.endswith(b"bye")
+
+    @pytest.mark.parametrize("value", [b"-1", b"ten", b"1e3"])
+    async def test_invalid_content_length_raises_out_of_send(self, value: bytes) -> None:
+        errors = []
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            try:
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 200,
+                        "headers": [(b"content-length", value)],
+                    }
+                )
+            except RuntimeError as exc:
+                errors.append(exc)
+            await hello(scope, receive, send)
+
+        async with serve(app) as server:
+            response = await request(server, GET)
+        assert "Content-Length" in str(errors[0])
+        assert response.status_code == 200
+
+    async def test_start_refused_for_a_bad_header_leaves_no_state_behind(self) -> None:
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            headers = [(b"content-length", b"3"), (b"x-bad", b"a\nb")]
+            with pytest.raises(RuntimeError):
+                await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await hello(scope, receive, send)
+
+        async with serve(app) as server:
+            response = await request(server, GET)
+        assert (response.status_code, response.body) == (200, b"hello")
+
+    async def test_204_response_never_carries_content_length(self) -> None:
+        # RFC 9110 8.6: "A server MUST NOT send a Content-Length header field in any
+        # response with a status code of 1xx (Informational) or 204 (No Content)."
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 204,
+                    "headers": [(b"content-length", b"0")],
+                }
+            )
+            await send({"type": "http.response.body"})
+
+        async with serve(app) as server:
+            reader, writer = await open_raw(server)
+            writer.write(GET)
+            head = await reader.readuntil(b"\r\n\r\n")
+            writer.close()
+        assert b"content-length" not in head.lower()
+
+    async def test_content_shorter_than_content_length_closes_and_logs(self, caplog: Any) -> None:
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-length", b"10")],
+                }
+            )
+            await send({"type": "http.response.body", "body": b"short"})
+
+        caplog.set_level(logging.ERROR, "protocols.http_ws.error")
+        async with serve(app) as server:
+            reader, writer = await open_raw(server)
+            writer.write(GET + GET)
+            raw = await reader.read()
+            writer.close()
+        assert raw.count(b"HTTP/1.1 200") == 1
+        assert raw.endswith(b"short")
+        assert "shorter than Content-Length" in caplog.text
+
+    async def test_content_longer_than_content_length_closes_and_logs(self, caplog: Any) -> None:
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-length", b"6")],
+                }
+            )
+            await send({"type": "http.response.body", "body": b"abc", "more_body": True})
+            await send({"type": "http.response.body", "body": b"too long"})
+
+        caplog.set_level(logging.ERROR, "protocols.http_ws.error")
+        async with serve(app) as server:
+            reader, writer = await open_raw(server)
+            writer.write(GET + GET)
+            raw = await reader.read()
+            writer.close()
+        assert raw.count(b"HTTP/1.1 200") == 1
+        assert raw.endswith(b"abc")
+        assert "longer than Content-Length" in caplog.text
+
+    async def test_first_body_longer_than_content_length_is_500(self, caplog: Any) -> None:
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-length", b"3")],
+                }
+            )
+            await send({"type": "http.response.body", "body": b"too long"})
+
+        caplog.set_level(logging.ERROR, "protocols.http_ws.error")
+        async with serve(app) as server:
+            response = await request(server, GET)
+        assert response.status_code == 500
+        assert "longer than Content-Length" in caplog.text

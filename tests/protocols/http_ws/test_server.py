@@ -199,6 +199,35 @@ class TestGracefulShutdown:
         assert (b"connection", b"close") in response.headers
         assert server.connection_count == 0
 
+    async def test_websocket_mid_handshake_is_accepted_then_closed_1001(self) -> None:
+        connecting = asyncio.Event()
+        release = asyncio.Event()
+        messages = []
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            await receive()
+            connecting.set()
+            await release.wait()
+            await send({"type": "websocket.accept"})
+            messages.append(await receive())
+
+        server = HttpWsServer(app, HttpWsConfig(port=0))
+        await server.start()
+        host, port = server.bound_addresses[0]
+        connecting_client = asyncio.ensure_future(connect(f"ws://{host}:{port}/").__aenter__())
+        await connecting.wait()
+        server.close()
+        closing = asyncio.ensure_future(server.wait_closed(5.0))
+        release.set()
+        ws = await connecting_client
+        with pytest.raises(ConnectionClosed):
+            await ws.recv()
+        await closing
+        assert ws.close_code == 1001
+        assert messages == [
+            {"type": "websocket.disconnect", "code": 1001, "reason": "server shutting down"}
+        ]
+
     async def test_app_tasks_still_running_after_grace_are_cancelled(self) -> None:
         cancelled = asyncio.Event()
         started = asyncio.Event()
@@ -275,3 +304,65 @@ class TestLifespan:
 
         with pytest.raises(LifespanFailure):
             await Lifespan(app, required=True).startup()
+
+    async def test_second_startup_complete_raises_and_does_not_answer_shutdown(self) -> None:
+        errors = []
+        events = []
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            await receive()
+            await send({"type": "lifespan.startup.complete"})
+            try:
+                await send({"type": "lifespan.startup.complete"})
+            except RuntimeError as exc:
+                errors.append(str(exc))
+            events.append((await receive())["type"])
+            await send({"type": "lifespan.shutdown.complete"})
+
+        lifespan = Lifespan(app)
+        await lifespan.startup()
+        await lifespan.shutdown()
+        assert errors == [
+            "Unexpected ASGI message 'lifespan.startup.complete': "
+            "'lifespan.startup' was already answered"
+        ]
+        assert events == ["lifespan.shutdown"]
+
+    async def test_startup_failed_stops_the_lifespan_task(self) -> None:
+        finished = []
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            try:
+                await receive()
+                await send({"type": "lifespan.startup.failed", "message": "no database"})
+                await receive()
+            finally:
+                finished.append(True)
+
+        with pytest.raises(LifespanFailure):
+            await Lifespan(app).startup()
+        assert finished == [True]
+
+
+class TestServerCertificateInScope:
+    def test_only_certificate_blocks_reach_the_scope_when_the_key_shares_the_file(self, tmp_path):
+        import ssl
+
+        import trustme
+
+        from protocols.http_ws.tls import server_tls_details
+
+        authority = trustme.CA()
+        certificate = authority.issue_cert("localhost")
+        combined = tmp_path / "combined.pem"
+        combined.write_bytes(
+            certificate.private_key_pem.bytes()
+            + b"".join(blob.bytes() for blob in certificate.cert_chain_pems)
+        )
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(combined)
+        server_cert, cipher_ids = server_tls_details(context, str(combined))
+        assert server_cert is not None
+        assert "PRIVATE KEY" not in server_cert
+        assert server_cert.count("BEGIN CERTIFICATE") == len(certificate.cert_chain_pems)
+        assert cipher_ids

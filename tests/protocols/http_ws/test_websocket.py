@@ -156,6 +156,135 @@ class TestHandshake:
         ]
 
 
+class TestHandshakeEdgeCases:
+    async def refusal(self, raw: bytes) -> tuple[int, list[tuple[bytes, bytes]], list[Any]]:
+        called: list[Any] = []
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            called.append(scope)
+            await echo(scope, receive, send)
+
+        async with serve(app) as server:
+            reader, writer = await open_raw(server)
+            writer.write(raw)
+            response = await read_response(reader)
+            writer.close()
+        return response.status_code, response.headers, called
+
+    async def test_upgrade_over_http_10_is_refused_without_calling_the_app(self) -> None:
+        raw = handshake_request().replace(b"HTTP/1.1", b"HTTP/1.0", 1)
+        status, _, called = await self.refusal(raw)
+        assert status == 505
+        assert called == []
+
+    async def test_upgrade_with_another_method_than_get_is_405(self) -> None:
+        raw = b"POST" + handshake_request()[3:]
+        status, headers, called = await self.refusal(raw)
+        assert status == 405
+        assert (b"allow", b"GET") in headers
+        assert called == []
+
+    async def test_upgrade_without_host_is_400(self) -> None:
+        raw = handshake_request().replace(b"Host: x\r\n", b"")
+        status, _, called = await self.refusal(raw)
+        assert status == 400
+        assert called == []
+
+    @pytest.mark.parametrize(
+        ("upgrade", "connection"),
+        [(b"WebSocket", b"keep-alive, Upgrade"), (b"websocket", b"UPGRADE")],
+        ids=["keep-alive-upgrade", "uppercase"],
+    )
+    async def test_upgrade_tokens_are_matched_without_case_in_lists(
+        self, upgrade: bytes, connection: bytes
+    ) -> None:
+        raw = handshake_request().replace(b"Upgrade: websocket", b"Upgrade: " + upgrade)
+        raw = raw.replace(b"Connection: Upgrade", b"Connection: " + connection)
+        async with serve(echo) as server:
+            reader, writer = await open_raw(server)
+            writer.write(raw)
+            head = await reader.readuntil(b"\r\n\r\n")
+            writer.close()
+        assert head.startswith(b"HTTP/1.1 101 ")
+
+    async def test_subprotocol_the_client_did_not_offer_raises_out_of_send(self) -> None:
+        errors = []
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            await receive()
+            try:
+                await send({"type": "websocket.accept", "subprotocol": "c"})
+            except RuntimeError as exc:
+                errors.append(str(exc))
+            await send({"type": "websocket.accept", "subprotocol": "b"})
+            await receive()
+
+        async with serve(app) as server, connect(url(server), subprotocols=["a", "b"]) as ws:
+            assert ws.subprotocol == "b"
+        assert errors == ["Subprotocol 'c' was not offered by the client (offered: ['a', 'b'])"]
+
+    @pytest.mark.parametrize(
+        "name",
+        [
+            b"sec-websocket-accept",
+            b"Sec-WebSocket-Extensions",
+            b"sec-websocket-protocol",
+            b"upgrade",
+            b"Connection",
+        ],
+    )
+    async def test_accept_headers_cannot_replace_the_handshake_headers(self, name: bytes) -> None:
+        errors = []
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            await receive()
+            try:
+                await send({"type": "websocket.accept", "headers": [(name, b"x")]})
+            except RuntimeError as exc:
+                errors.append(exc)
+            await send({"type": "websocket.accept"})
+            await receive()
+
+        async with serve(app) as server, connect(url(server)) as ws:
+            assert ws.response.headers.get_all(name.decode()) != ["x"]
+        assert len(errors) == 1
+
+    async def test_denial_body_send_waits_while_the_client_does_not_read(self) -> None:
+        sent = 0
+        total = 64
+        chunk = b"z" * 65536
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            nonlocal sent
+            await receive()
+            await send({"type": "websocket.http.response.start", "status": 403})
+            for _ in range(total):
+                await send(
+                    {"type": "websocket.http.response.body", "body": chunk, "more_body": True}
+                )
+                sent += 1
+            await send({"type": "websocket.http.response.body"})
+
+        async with serve(app) as server:
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.connect(address(server))
+            reader, writer = await asyncio.open_connection(sock=sock)
+            writer.write(handshake_request())
+            connections = server._listener.connections  # type: ignore[union-attr]
+            while not any(c.flow.write_paused for c in connections):  # type: ignore[attr-defined]
+                await asyncio.sleep(0.01)
+            (connection,) = connections
+            for _ in range(5):
+                await asyncio.sleep(0)
+            assert connection.transport.get_write_buffer_size() <= 2 * (64 * 1024 + len(chunk))  # type: ignore[attr-defined]
+            assert sent < total
+            raw = await reader.read()
+            writer.close()
+        assert sent == total
+        assert raw.endswith(chunk * 2)
+
+
 class TestMessages:
     @pytest.mark.parametrize("compression", ["deflate", None])
     async def test_text_and_binary_messages_echo(self, compression: str | None) -> None:
@@ -190,6 +319,45 @@ class TestMessages:
             async with connect(url(server)) as ws:
                 await ws.close(4000, "bye")
             assert await got == {"type": "websocket.disconnect", "code": 4000, "reason": "bye"}
+
+    async def test_client_close_without_code_is_disconnect_1005(self) -> None:
+        got = asyncio.get_running_loop().create_future()
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            await receive()
+            await send({"type": "websocket.accept"})
+            got.set_result(await receive())
+
+        async with serve(app) as server:
+            reader, writer = await raw_websocket(server)
+            writer.write(frame(CLOSE, b""))
+            assert await read_frame(reader) == (CLOSE, b"")
+            message = await got
+            writer.close()
+        assert message == {"type": "websocket.disconnect", "code": 1005, "reason": ""}
+
+    async def test_dropped_connection_is_disconnect_1006_as_a_plain_int(self) -> None:
+        got = asyncio.get_running_loop().create_future()
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            await receive()
+            await send({"type": "websocket.accept"})
+            got.set_result(await receive())
+
+        async with serve(app) as server:
+            _, writer = await raw_websocket(server)
+            writer.transport.abort()
+            message = await got
+        assert message == {"type": "websocket.disconnect", "code": 1006, "reason": ""}
+        assert type(message["code"]) is int
+
+    async def test_fragmented_message_over_max_size_is_1009(self) -> None:
+        async with serve(echo, ws_max_message_size=100) as server:
+            reader, writer = await raw_websocket(server)
+            writer.write(frame(TEXT, b"x" * 60, fin=False) + frame(CONT, b"x" * 60))
+            code = await read_close_code(reader)
+            writer.close()
+        assert code == 1009
 
     async def test_app_close_sends_its_code_and_later_sends_raise(self) -> None:
         errors = []

@@ -1,0 +1,139 @@
+"""One ASGI application instance per SMTP session: questions in, answers out.
+
+The session asks one question at a time (:meth:`ApplicationInstance.ask`) and
+waits for one of the two answers :data:`~protocols.smtp.messages.ANSWERS`
+allows. The application's failure paths, as the spec lists them:
+
+- it sends a message of the wrong type, or with nothing asked: ``send`` raises
+  ``RuntimeError("Expected ASGI message ...")``; a bad code raises ``ValueError``;
+- it does not answer within ``app_timeout``: :class:`NoAnswer`;
+- it raises or returns: :class:`NoAnswer` for the pending question and for
+  every later one.
+
+After a :class:`NoAnswer` the instance counts as gone: later sends are
+dropped (a late answer must not answer the next question), and the session
+closes at the next command that needs the application.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any, cast
+
+from .messages import ANSWERS, ASGIApp, Message, Scope
+
+logger = logging.getLogger("protocols.smtp.error")
+
+
+class NoAnswer(Exception):
+    """The application did not answer a question; ``str()`` says why."""
+
+
+class ApplicationInstance:
+    """Runs ``app(scope, receive, send)`` for one session and carries its answers."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        scope: Scope,
+        spawn: Callable[[Coroutine[Any, Any, None]], asyncio.Task[None]],
+        timeout: float,
+        describe: Callable[[], str],
+    ) -> None:
+        self.scope = scope
+        self.timeout = timeout
+        self._describe = describe
+        self._queue: asyncio.Queue[Message] = asyncio.Queue()
+        self._expected: tuple[str, str] | None = None
+        self._answer: asyncio.Future[Any] | None = None
+        self._check: Callable[[Message], Any] | None = None
+        #: Why the instance can no longer answer; ``None`` while it can.
+        self.gone: str | None = None
+        self._disconnected = False
+        self.task = spawn(self._run(app))
+
+    async def _run(self, app: ASGIApp) -> None:
+        try:
+            # Typed to return None; an app that returns a value is still a mistake to report.
+            result: Any = await cast(Any, app)(self.scope, self._receive, self._send)
+        except asyncio.CancelledError:
+            self._finish("the application was cancelled")
+            raise
+        except BaseException as exc:
+            self._finish(f"the application raised {type(exc).__name__}: {exc}", exc)
+        else:
+            if result is not None:
+                self._finish(f"the application returned a value ({result!r:.60})")
+            else:
+                self._finish("the application returned")
+
+    def _finish(self, reason: str, exc: BaseException | None = None) -> None:
+        if self.gone is None:
+            self.gone = reason
+        if self._answer is not None and not self._answer.done():
+            self._answer.set_exception(NoAnswer(reason))
+        elif exc is not None and not self._disconnected:
+            # Nothing was pending: say so now, the session may not ask again.
+            logger.error("%s: %s", self._describe(), reason, exc_info=exc)
+        elif exc is not None:
+            logger.error("%s: after disconnect, %s", self._describe(), reason, exc_info=exc)
+
+    async def _receive(self) -> Message:
+        return await self._queue.get()
+
+    async def _send(self, message: Message) -> None:
+        if self._disconnected or self.gone is not None:
+            return
+        kind = message.get("type")
+        expected = self._expected
+        if expected is None or kind not in expected:
+            wanted = f"{expected[0]!r} or {expected[1]!r}" if expected else "nothing (no question)"
+            raise RuntimeError(f"Expected ASGI message {wanted}, but got {kind!r}")
+        assert self._answer is not None
+        result = self._check(message) if self._check is not None else message
+        self._expected = None
+        self._answer.set_result(result)
+
+    async def ask(self, event: Message, *, check: Callable[[Message], Any] | None = None) -> Any:
+        """Send ``event`` to the application and return its answer.
+
+        ``check(answer)`` runs inside the application's ``send`` call, so an
+        answer it refuses raises out of ``send`` (ValueError), as the spec says.
+
+        Raises:
+            NoAnswer: the application is gone, raised, returned or timed out.
+        """
+        if self.gone is not None:
+            raise NoAnswer(self.gone)
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[Any] = loop.create_future()
+        self._answer = answer
+        self._expected = ANSWERS[event["type"]]
+        self._check = check
+        self._queue.put_nowait(event)
+        # A plain timer rather than asyncio.timeout(): this runs twice per message.
+        timer = loop.call_later(self.timeout, self._expire, answer, event["type"])
+        try:
+            return await answer
+        except asyncio.CancelledError:
+            # The session is ending (EOF, connection lost): the answer has nowhere to go.
+            self.disconnect()
+            raise
+        finally:
+            timer.cancel()
+            self._expected = None
+            self._answer = None
+            self._check = None
+
+    def _expire(self, answer: asyncio.Future[Any], kind: str) -> None:
+        if not answer.done():
+            self.gone = f"no answer to {kind!r} within {self.timeout:g} s"
+            answer.set_exception(NoAnswer(self.gone))
+
+    def disconnect(self) -> None:
+        """Tell the application the session is over; its sends are dropped from now on."""
+        if not self._disconnected:
+            self._disconnected = True
+            self._queue.put_nowait({"type": "smtp.disconnect"})

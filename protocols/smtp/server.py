@@ -1,0 +1,262 @@
+"""The SMTP/LMTP server of one listener: sessions, their limits, and graceful shutdown.
+
+Shape, as the runner uses it (the same as every hub protocol server)::
+
+    server = SmtpServer(app, SmtpConfig(host="0.0.0.0", port=25), lifespan_state=state)
+    await server.start()                 # binds; port 0 picks a free port
+    server.bound_addresses               # [("0.0.0.0", 25)] or ["/run/hub-lmtp.sock"]
+    server.close()                       # stop accepting; idle sessions get 421
+    await server.wait_closed()           # messages in progress finish within the grace
+
+aiosmtpd's ``Controller`` runs its server in a thread with its own event loop;
+hub serves each session with aiosmtpd's ``SMTP`` protocol directly from
+``loop.create_server()``, in the caller's loop, next to every other listener.
+
+Shutdown in order: the listening sockets stop accepting; sessions waiting
+for a command get ``421 4.3.2`` and close; a session receiving or handing over
+a message finishes it (the client gets the app's answer) and gets 421 at its
+next command. What is still open after ``grace_seconds`` (default
+``config.shutdown_grace``) is aborted, and every application task still
+running is cancelled and awaited, so nothing outlives ``wait_closed()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import ssl
+from collections import Counter
+from collections.abc import Coroutine
+from typing import Any
+
+from protocols.http_ws.proxy import TrustedProxies
+from protocols.http_ws.tls import server_tls_details, tls_extension
+
+from . import replies
+from .config import SmtpConfig
+from .messages import ASGIApp
+from .replies import Reply
+from .session import LmtpSession, SmtpSession
+
+logger = logging.getLogger("protocols.smtp.error")
+
+
+class Listener:
+    """What every session of one listening socket shares: app, config, counts, tasks, logs."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        config: SmtpConfig,
+        lifespan_state: dict[str, Any] | None,
+        ssl_context: ssl.SSLContext | None,
+    ) -> None:
+        self.app = app
+        self.config = config
+        self.name = config.listener_name()
+        self.lifespan_state = lifespan_state
+        self.ssl_context = ssl_context
+        self.loop = asyncio.get_running_loop()
+        self.hostname = config.server_hostname()
+        self.mechanisms = tuple(m.upper() for m in config.auth_mechanisms)
+        unknown = set(self.mechanisms) - {"PLAIN", "LOGIN"}
+        if unknown:
+            raise ValueError(f"{self.name}: unsupported auth_mechanisms {sorted(unknown)}")
+        self.local_domains = frozenset(domain.lower() for domain in config.local_domains)
+        self.trusted_proxies = TrustedProxies(config.proxy_protocol_from)
+        self.sessions: set[SmtpSession] = set()
+        self.per_host: Counter[str] = Counter()
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.closing = False
+        self._idle: asyncio.Event | None = None
+        self.server_cert, self.cipher_ids = server_tls_details(ssl_context, config.ssl_certfile)
+
+    # Limits
+
+    def admit(self, session: SmtpSession, *, proxied: bool) -> Reply | None:
+        """Count a new session; the 421 to send instead of the greeting when over a limit."""
+        if len(self.sessions) > self.config.max_sessions:
+            self.log_info(session.peer, f"refused: {self.config.max_sessions} sessions open")
+            return replies.SERVER_BUSY
+        return None if proxied else self.admit_client(session)
+
+    def admit_client(self, session: SmtpSession) -> Reply | None:
+        """Count the session against its client address (after PROXY, the real client's)."""
+        host = session.client[0] if session.client else None
+        if host is None:
+            return None
+        if self.per_host[host] >= self.config.max_sessions_per_ip:
+            self.log_info(
+                session.peer, f"refused: {self.config.max_sessions_per_ip} sessions from {host}"
+            )
+            return replies.CLIENT_BUSY
+        self.per_host[host] += 1
+        session.counted_host = host
+        return None
+
+    def add(self, session: SmtpSession) -> None:
+        self.sessions.add(session)
+
+    def discard(self, session: SmtpSession) -> None:
+        self.sessions.discard(session)
+        host = session.counted_host
+        if host is not None:
+            session.counted_host = None
+            self.per_host[host] -= 1
+            if self.per_host[host] <= 0:
+                del self.per_host[host]
+        if not self.sessions and self._idle is not None:
+            self._idle.set()
+
+    # Tasks
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Run an application instance as a task that shutdown can find."""
+        task = self.loop.create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
+    def reap(self, task: asyncio.Task[None]) -> None:
+        """After ``smtp.disconnect``, give the app ``app_timeout`` to return, then cancel it."""
+        if not task.done():
+            handle = self.loop.call_later(self.config.app_timeout, task.cancel)
+            task.add_done_callback(lambda _: handle.cancel())
+
+    async def wait_idle(self) -> None:
+        """Return once no session is open."""
+        if self.sessions:
+            self._idle = asyncio.Event()
+            await self._idle.wait()
+
+    # TLS and logs
+
+    def tls_details(self, ssl_object: ssl.SSLObject) -> dict[str, Any]:
+        return tls_extension(ssl_object, self.server_cert, self.cipher_ids)
+
+    def log_error(self, peer: str, reason: str, exc: BaseException | None = None) -> None:
+        """One error line naming listener, peer and reason."""
+        logger.error("%s %s: %s", self.name, peer, reason, exc_info=exc)
+
+    def log_info(self, peer: str, reason: str) -> None:
+        logger.info("%s %s: %s", self.name, peer, reason)
+
+
+class SmtpServer:
+    """Serve one ASGI application over SMTP (or LMTP) on one listener."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        config: SmtpConfig | None = None,
+        *,
+        lifespan_state: dict[str, Any] | None = None,
+        sock: socket.socket | None = None,
+    ) -> None:
+        """Args:
+        app: any ASGI 3 application that speaks the SMTP spec (``docs/specs/smtp.md``).
+        config: addresses, limits, timeouts and modes; defaults to ``SmtpConfig()``.
+        lifespan_state: the ``state`` dict filled during lifespan startup; a copy
+            goes into every scope. ``None`` leaves ``state`` out of scopes.
+        sock: an already bound listening socket (shared by worker processes);
+            ``config.host``/``port``/``uds`` are then ignored.
+        """
+        self.config = config or SmtpConfig()
+        self.app = app
+        self.lifespan_state = lifespan_state
+        self._sock = sock
+        self._server: asyncio.Server | None = None
+        self._listener: Listener | None = None
+
+    async def start(self) -> None:
+        """Bind and start accepting sessions.
+
+        Raises:
+            OSError: the address is in use or cannot be bound.
+            ValueError: the config asks for TLS without a certificate, or an
+                unknown AUTH mechanism.
+            ssl.SSLError: the certificate or key cannot be loaded.
+        """
+        config = self.config
+        loop = asyncio.get_running_loop()
+        ssl_context = config.create_ssl_context()
+        listener = Listener(self.app, config, self.lifespan_state, ssl_context)
+        self._listener = listener
+        session_class = LmtpSession if config.lmtp else SmtpSession
+        implicit = ssl_context if config.implicit_tls else None
+
+        def factory() -> SmtpSession:
+            return session_class(listener)
+
+        options: dict[str, Any] = {"ssl": implicit, "backlog": config.backlog}
+        if self._sock is not None:
+            if self._sock.family == socket.AF_UNIX:
+                self._server = await loop.create_unix_server(factory, sock=self._sock, **options)
+            else:
+                self._server = await loop.create_server(factory, sock=self._sock, **options)
+        elif config.uds is not None:
+            self._server = await loop.create_unix_server(factory, path=config.uds, **options)
+        else:
+            self._server = await loop.create_server(factory, config.host, config.port, **options)
+        if config.name is None and self.bound_addresses:
+            address = self.bound_addresses[0]
+            protocol = "lmtp" if config.lmtp else "smtp"
+            listener.name = (
+                f"{protocol} unix:{address}"
+                if isinstance(address, str)
+                else f"{protocol} {address[0]}:{address[1]}"
+            )
+
+    @property
+    def sockets(self) -> tuple[socket.socket, ...]:
+        """The listening sockets (empty before ``start()``)."""
+        if self._server is None:
+            return ()
+        return tuple(self._server.sockets)
+
+    @property
+    def bound_addresses(self) -> list[Any]:
+        """``(host, port)`` per TCP socket (the real port when ``port=0``), or the unix path."""
+        return [
+            sock.getsockname()[:2] if sock.family != socket.AF_UNIX else sock.getsockname()
+            for sock in self.sockets
+        ]
+
+    @property
+    def session_count(self) -> int:
+        return len(self._listener.sessions) if self._listener else 0
+
+    def close(self) -> None:
+        """Stop accepting; idle sessions get 421 now, busy ones at their next command."""
+        listener = self._listener
+        if listener is None or listener.closing:
+            return
+        listener.closing = True
+        assert self._server is not None
+        self._server.close()
+        for session in list(listener.sessions):
+            session.shutdown()
+
+    async def wait_closed(self, grace_seconds: float | None = None) -> None:
+        """Wait for sessions to finish, then abort the rest and cancel app tasks."""
+        listener = self._listener
+        if listener is None:
+            return
+        self.close()
+        grace = self.config.shutdown_grace if grace_seconds is None else grace_seconds
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(grace):
+                await listener.wait_idle()
+                if listener.tasks:
+                    await asyncio.wait(set(listener.tasks))
+        for session in list(listener.sessions):
+            session.abort()
+        tasks = set(listener.tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        assert self._server is not None
+        await self._server.wait_closed()

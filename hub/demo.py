@@ -29,6 +29,7 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--http", default="127.0.0.1:8000", help="HTTP/WebSocket address")
     parser.add_argument("--mqtt", default="127.0.0.1:1883", help="MQTT address")
     parser.add_argument("--tcp", default="127.0.0.1:7000", help="raw TCP (line) device address")
+    parser.add_argument("--smtp", default="127.0.0.1:2525", help="SMTP address")
     parser.add_argument("--data-dir", default=None, help="directory for the demo's SQLite database")
     parser.add_argument("--reload", action="store_true", help="restart on code changes")
 
@@ -81,6 +82,8 @@ def run_demo(args: argparse.Namespace) -> None:
             parse_listener("http", args.http),
             parse_listener("mqtt", args.mqtt),
             parse_listener("tcp", f"devices={args.tcp}?framing=line"),
+            # The demo allows AUTH without TLS; a real deployment should not.
+            parse_listener("smtp", f"{args.smtp}?auth_allow_plaintext=true"),
         ],
     )
     run(config, on_started=started)
@@ -96,7 +99,7 @@ def started(urls: list[str]) -> None:
         urlsplit(url.partition("=")[2] if "=" in url.split("://")[0] else url) for url in urls
     ]
     addresses = {parts.scheme: parts for parts in parsed}
-    mqtt, tcp = addresses.get("mqtt"), addresses.get("tcp")
+    mqtt, tcp, smtp = addresses.get("mqtt"), addresses.get("tcp"), addresses.get("smtp")
     tries = []
     mqtt_address = tcp_address = None
     if mqtt is not None:
@@ -110,6 +113,11 @@ def started(urls: list[str]) -> None:
         tries.append(
             f"Be the tracker: nc {tcp_address[0]} {tcp_address[1]}, then type "
             "'tracker-1 tracker-1-secret' and any line"
+        )
+    if smtp is not None:
+        tries.append(
+            f"Send a mail: swaks --server {smtp.hostname}:{smtp.port} --to demo@example.com "
+            "--header 'Subject: Hello hub' --attach @README.md   (or Python's smtplib)"
         )
     start_simulators(mqtt_address, tcp_address)
     settings.HUB_DEMO_URLS = tries

@@ -22,6 +22,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
         "127.0.0.1:0",
         "--tcp",
         "127.0.0.1:0",
+        "--smtp",
+        "127.0.0.1:0",
         "--data-dir",
         str(data_dir),
     )

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import smtplib
+from email.message import EmailMessage
+from urllib.parse import urlsplit
+
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
@@ -65,6 +69,24 @@ def log_in(browser, demo):
         browser.find_element(By.NAME, "password").send_keys("admin")
         browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
     wait(browser).until(expected_conditions.title_contains("Site administration"))
+
+    def test_an_email_sent_with_smtplib_appears_with_its_subject_and_attachment(
+        self, demo, browser
+    ):
+        open_dashboard(browser, demo)
+        [smtp_url] = [url for url in demo.urls if url.startswith("smtp://")]
+        host, port = urlsplit(smtp_url).hostname, urlsplit(smtp_url).port
+        mail = EmailMessage()
+        mail["From"] = "operator@example.org"
+        mail["To"] = "demo@example.com"
+        mail["Subject"] = "Pump 3 pressure report"
+        mail.set_content("See the attached readings.")
+        mail.add_attachment(b"t,p\n1,2.5\n", maintype="text", subtype="csv", filename="pump3.csv")
+        with smtplib.SMTP(host, port, timeout=10) as client:
+            client.send_message(mail)
+        wait_for_text(
+            browser, "feed", "mail from operator@example.org: Pump 3 pressure report (pump3.csv)"
+        )
 
 
 class TestAdmin:

@@ -1,4 +1,4 @@
-"""The demo's device consumers: sensors over MQTT and trackers over raw TCP.
+"""The demo's device consumers: sensors over MQTT, trackers over raw TCP, and mail.
 
 Each connected device joins the group ``device.<name>``, so a command from the
 dashboard or the admin reaches it whatever its protocol: it arrives as a
@@ -9,8 +9,9 @@ line on the socket.
 from django.utils import timezone
 
 from dashboard.events import publish
-from dashboard.models import Device, DeviceMessage, Reading
+from dashboard.models import Device, DeviceMessage, EmailAttachment, InboundEmail, Reading
 from hub.generic.mqtt import AsyncMqttConsumer, TopicRouter, topic
+from hub.generic.smtp import AsyncSmtpConsumer
 from hub.generic.tcp import AsyncLineConsumer
 
 
@@ -101,3 +102,30 @@ class TrackerConsumer(AsyncLineConsumer):
             device=device, direction=DeviceMessage.Direction.OUT, text=event["command"]
         )
         await self.send_line(f"CMD {event['command']}")
+
+
+class MailConsumer(AsyncSmtpConsumer):
+    """Every message to the demo's SMTP listener is stored and shown on the dashboard."""
+
+    async def message(self, envelope, email, **kwargs):
+        stored = await InboundEmail.objects.acreate(
+            mail_from=envelope.mail_from,
+            recipients=", ".join(envelope.rcpt_tos),
+            subject=email.subject,
+            text=email.text,
+        )
+        attachments = email.attachments
+        for attachment in attachments:
+            await EmailAttachment.objects.acreate(
+                email=stored,
+                filename=attachment.filename or "",
+                content_type=attachment.content_type,
+                size=attachment.size,
+                data=attachment.data,
+            )
+        await publish(
+            "email",
+            **{"from": envelope.mail_from, "subject": email.subject},
+            attachments=[a.filename or a.content_type for a in attachments],
+        )
+        return f"demo-{stored.pk}"

@@ -7,7 +7,7 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "demo.settings")
 django_application = get_asgi_application()
 
-from dashboard.devices import SensorConsumer, TrackerConsumer  # noqa: E402
+from dashboard.devices import MailConsumer, SensorConsumer, TrackerConsumer  # noqa: E402
 from dashboard.routing import websocket_urlpatterns  # noqa: E402
 
 from hub.auth import AuthMiddlewareStack  # noqa: E402  (needs Django set up)
@@ -20,6 +20,7 @@ application = ProtocolTypeRouter(
         "http": django_application,
         "mqtt": SensorConsumer.as_asgi(),
         "tcp": ListenerRouter({"devices": TrackerConsumer.as_asgi()}),
+        "smtp": MailConsumer.as_asgi(),
         "websocket": AllowedHostsOriginValidator(
             AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
         ),

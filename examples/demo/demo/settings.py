@@ -62,6 +62,7 @@ HUB_LISTENERS = [
     "http://127.0.0.1:8000",
     "mqtt://127.0.0.1:1883",
     "tcp://devices=127.0.0.1:7000?framing=line",
+    "smtp://127.0.0.1:2525?auth_allow_plaintext=true",
 ]
 
 LANGUAGE_CODE = "en-us"

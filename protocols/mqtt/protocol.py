@@ -25,7 +25,7 @@ import asyncio
 import enum
 import secrets
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from protocols.http_ws.flow import FlowControl
 from protocols.http_ws.tls import tls_extension
@@ -111,7 +111,8 @@ class MqttProtocol(asyncio.Protocol):
     # Accepting ----------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        # uvloop's transports are not asyncio.Transport subclasses: cast, don't check.
+        transport = cast(asyncio.Transport, transport)
         self.transport = transport
         listener = self.listener
         peername = transport.get_extra_info("peername")

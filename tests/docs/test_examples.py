@@ -115,7 +115,12 @@ class TestPortingTable:
 
     @pytest.mark.parametrize(("channels_name", "hub_name"), channels_to_hub_rows())
     def test_each_channels_name_has_its_hub_name(self, channels_name, hub_name):
-        resolve(channels_name)
+        try:
+            resolve(channels_name)
+        except ModuleNotFoundError as missing:
+            # channels.testing imports Daphne, which hub's tests do not install.
+            if missing.name != "daphne":
+                raise
         resolve(hub_name)
 
 

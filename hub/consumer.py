@@ -110,8 +110,18 @@ def get_handler_name(message: Message) -> str:
 
 
 def describe_scope(scope: Scope) -> str:
-    """One line naming a connection for logs: ``websocket /ws/chat/ from 10.0.0.7:52114``."""
-    where = scope.get("path") or scope.get("listener") or scope.get("client_id") or ""
+    """One line naming a connection for logs: ``websocket /ws/chat/ from 10.0.0.7:52114``.
+
+    The path for HTTP and WebSocket, the client id for MQTT (``mqtt client
+    sensor-7 from ...``), the listener name for TCP.
+    """
+    client_id = scope.get("client_id")
+    where = (
+        scope.get("path")
+        or (f"client {client_id}" if client_id else "")
+        or scope.get("listener")
+        or ""
+    )
     client = scope.get("client")
     peer = f" from {client[0]}:{client[1]}" if client else ""
     return f"{scope.get('type', '?')} {where}{peer}".replace("  ", " ")

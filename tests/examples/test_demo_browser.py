@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import queue
 import smtplib
+import socket
 from email.message import EmailMessage
 from urllib.parse import urlsplit
 
+import paho.mqtt.client as mqtt
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
@@ -129,3 +132,39 @@ class TestAdmin:
                 (By.CSS_SELECTOR, "#result_list"), "done: ping"
             )
         )
+
+
+class TestDevicesOpenedByTheTest:
+    """Clients the test itself opens: a paho-mqtt sensor and a raw TCP tracker."""
+
+    def test_admin_commands_reach_them_and_the_status_page_counts_them(self, demo, browser):
+        mqtt_url = urlsplit(next(u for u in demo.urls if u.startswith("mqtt://")))
+        tcp_line = next(line for line in demo.output if "Be the tracker: nc " in line)
+        tcp_host, tcp_port = tcp_line.split("nc ")[1].split(",")[0].split()
+        received: queue.Queue[str] = queue.Queue()
+        sensor = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id="test-sensor", protocol=mqtt.MQTTv5
+        )
+        sensor.username_pw_set("sensor-1", "sensor-1-secret")
+        sensor.on_message = lambda client, userdata, message: received.put(message.payload.decode())
+        sensor.connect(mqtt_url.hostname, mqtt_url.port)
+        sensor.subscribe("commands/sensor-1", qos=1)
+        sensor.loop_start()
+        tracker = socket.create_connection((tcp_host, int(tcp_port)), timeout=WAIT)
+        try:
+            tracker.sendall(b"tracker-1 tracker-1-secret\n")
+            log_in(browser, demo)
+            browser.find_element(By.LINK_TEXT, "Hub status").click()
+            wait_for_text(browser, "hub-connections", "test-sensor")
+            browser.get(demo.urls[0] + "/admin/dashboard/device/")
+            browser.find_element(By.ID, "action-toggle").click()
+            browser.find_element(
+                By.CSS_SELECTOR, "select[name=action] option[value=send_ping]"
+            ).click()
+            browser.find_element(By.CSS_SELECTOR, "button[name=index]").click()
+            assert received.get(timeout=WAIT) == "ping"
+            assert tracker.makefile("rb").readline() == b"CMD ping\n"
+        finally:
+            tracker.close()
+            sensor.loop_stop()
+            sensor.disconnect()

@@ -134,7 +134,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     listeners = [
         parse_listener(entry.name, text)
         for entry in PROTOCOLS.values()
-        for text in getattr(args, entry.name)
+        for text in getattr(args, entry.name.replace("-", "_"))
     ]
     return RunConfig(**values, listeners=listeners)
 
@@ -268,7 +268,12 @@ def worker_main(
     sockets = {
         i: unix[i] if i in unix else bind_reuseport(spec.host, spec.port or 0, listen=False)
         for i, spec in enumerate(listeners)
+        if not spec.entry.outbound
     }
+    # Each worker's bridge connects with its own client id (<client_id>-<worker>).
+    for spec in listeners:
+        if spec.entry.outbound:
+            spec.options["worker"] = index
     config = dataclasses.replace(config, listeners=listeners)
     serve(config, sockets=sockets, on_started=lambda hub: ready.put(index))
 
@@ -314,8 +319,11 @@ def run(config: RunConfig, on_started: Callable[[list[str]], None] | None = None
 def listener_url(spec: ListenerSpec) -> str:
     """The URL of a listener from its spec (the workers' supervisor has no server to ask)."""
     entry = spec.entry
-    scheme = entry.tls_scheme if getattr(spec.build_config(), "is_tls", False) else entry.scheme
+    config = spec.build_config()
+    scheme = entry.tls_scheme if getattr(config, "is_tls", False) else entry.scheme
     prefix = f"{spec.name}=" if spec.name else ""
+    if entry.outbound:
+        return f"{scheme}://{config.host}:{config.port}"
     if spec.uds:
         return f"{prefix}{scheme}+unix://{spec.uds}"
     host = f"[{spec.host}]" if ":" in spec.host else spec.host

@@ -46,6 +46,7 @@ from hub.db import database_sync_to_async
 from hub.exceptions import StopConsumer
 from hub.layers import get_channel_layer
 from hub.outbound import OutboundPolicy, OutboundQueue, SlowClient
+from hub.routing import complete_lifespan
 from hub.status import STATUS, Connection
 from hub.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -249,6 +250,10 @@ class AsyncConsumer:
         """An ASGI application that runs a new ``cls(**initkwargs)`` per connection."""
 
         async def app(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] == "lifespan" and not callable(getattr(cls, "lifespan_startup", None)):
+                # Served as the whole application: complete lifespan for it.
+                await complete_lifespan(receive, send)
+                return
             consumer = cls(**initkwargs)
             await consumer(scope, receive, send)
 

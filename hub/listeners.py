@@ -57,6 +57,9 @@ class ProtocolEntry:
         scheme: URL scheme shown in the banner; ``tls_scheme`` when TLS is on.
         default_port: the port used when only a host is given.
         named: listeners of this protocol carry a name (``NAME=HOST:PORT``).
+        outbound: the "listener" is a client of another server (the MQTT bridge):
+            its address is that server's URL, given whole as the ``url`` option,
+            and nothing is bound.
         help: one line for ``--help``.
     """
 
@@ -68,6 +71,7 @@ class ProtocolEntry:
     default_port: int
     help: str
     named: bool = False
+    outbound: bool = False
 
     def load(self, path: str) -> Any:
         module, _, attribute = path.partition(":")
@@ -93,6 +97,17 @@ PROTOCOLS: dict[str, ProtocolEntry] = {
         tls_scheme="mqtts",
         default_port=1883,
         help="MQTT 3.1.1/5.0 listener HOST:PORT[?option=value&...]",
+    ),
+    "mqtt-bridge": ProtocolEntry(
+        name="mqtt-bridge",
+        server="protocols.mqtt.bridge:MqttBridge",
+        config="protocols.mqtt.bridge:MqttBridgeConfig",
+        scheme="mqtt",
+        tls_scheme="mqtts",
+        default_port=1883,
+        help="client of an external MQTT broker, as a URL: "
+        "mqtt[s]://user:pass@host:port/?client_id=hub&subscribe=sensors/%%23&qos=1&share=hub",
+        outbound=True,
     ),
     "smtp": ProtocolEntry(
         name="smtp",
@@ -162,6 +177,8 @@ def parse_listener(protocol: str, text: str) -> ListenerSpec:
     if protocol not in PROTOCOLS:
         raise ValueError(f"Unknown protocol {protocol!r}; hub serves: {', '.join(PROTOCOLS)}")
     entry = PROTOCOLS[protocol]
+    if entry.outbound:
+        return ListenerSpec(protocol, options={"url": text})
     address, _, query = text.partition("?")
     options = dict(parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query)))
     name = None
@@ -176,7 +193,11 @@ def parse_listener(protocol: str, text: str) -> ListenerSpec:
 
 
 def listener_from_setting(item: str | Mapping[str, Any]) -> ListenerSpec:
-    """A listener from one ``HUB_LISTENERS`` entry: ``"proto://address?opts"`` or a dict."""
+    """A listener from one ``HUB_LISTENERS`` entry: ``"proto://address?opts"`` or a dict.
+
+    An outbound entry (the MQTT bridge) is a dict with its URL:
+    ``{"protocol": "mqtt-bridge", "url": "mqtt://broker:1883/?subscribe=sensors/%23"}``.
+    """
     if isinstance(item, str):
         protocol, separator, rest = item.partition("://")
         if not separator:

@@ -106,13 +106,13 @@ class ProtocolTypeRouter(Router):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan" and "lifespan" not in self.application_mapping:
-            await _no_lifespan(receive, send)
+            await complete_lifespan(receive, send)
             return
         application, child_scope = self.resolve(scope)
         await application(child_scope, receive, send)
 
 
-async def _no_lifespan(receive: Receive, send: Send) -> None:
+async def complete_lifespan(receive: Receive, send: Send) -> None:
     """Answer the lifespan protocol for an application that has nothing to do in it.
 
     Servers would otherwise log that lifespan is "unsupported" on every start.

@@ -69,6 +69,9 @@ def resolve_listeners(listeners: Sequence[ListenerSpec]) -> tuple[list[ListenerS
     """Bind every listener once: the specs with real ports, and the sockets to keep."""
     resolved, held = [], []
     for spec in listeners:
+        if spec.entry.outbound:
+            resolved.append(spec)
+            continue
         if spec.uds:
             held.append(bind_unix(spec.uds))
             resolved.append(spec)

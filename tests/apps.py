@@ -41,3 +41,32 @@ async def refuses_to_start(scope: Scope, receive: Receive, send: Send) -> None:
     assert scope["type"] == "lifespan"
     await receive()
     await send({"type": "lifespan.startup.failed", "message": "database unreachable"})
+
+
+def bridge_echo():  # type: ignore[no-untyped-def]
+    """An MQTT consumer that answers each message on ``in/<x>`` with one on ``out/<x>``.
+
+    Built on first use: it needs Django settings (``--settings tests.settings``).
+    """
+    from hub.generic.mqtt import AsyncMqttConsumer
+
+    class BridgeEcho(AsyncMqttConsumer):
+        async def receive(self, message):  # type: ignore[no-untyped-def]
+            suffix = message.topic.removeprefix("in/")
+            await self.publish(f"out/{suffix}", message.payload + b" via hub", qos=1)
+
+    return BridgeEcho.as_asgi()
+
+
+class _LazyBridgeEcho:
+    """``tests.apps:bridge_echo_app``: builds :func:`bridge_echo` when first called."""
+
+    app = None
+
+    async def __call__(self, scope, receive, send):  # type: ignore[no-untyped-def]
+        if self.app is None:
+            self.app = bridge_echo()
+        await self.app(scope, receive, send)
+
+
+bridge_echo_app = _LazyBridgeEcho()

@@ -113,6 +113,8 @@ class _MqttBase:
         return str(self.scope["client_id"])
 
     def anonymous_allowed(self) -> bool:
+        if self.scope.get("mode") == "bridge":
+            return True  # hub's own connection to a broker: there is no device to authenticate
         if self.allow_anonymous is not None:
             return self.allow_anonymous
         return bool(getattr(settings, "HUB_MQTT_ALLOW_ANONYMOUS", False))

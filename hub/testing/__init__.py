@@ -7,6 +7,7 @@ have Channels' names and methods; each can be logged in as a Django user.
 from hub.testing.application import ApplicationCommunicator
 from hub.testing.http import HttpCommunicator
 from hub.testing.live import ChannelsLiveServerTestCase, HubLiveServerTestCase, LiveHub
+from hub.testing.mqtt import MqttCommunicator
 from hub.testing.tcp import TcpCommunicator
 from hub.testing.websocket import WebsocketCommunicator
 
@@ -16,6 +17,7 @@ __all__ = [
     "HttpCommunicator",
     "HubLiveServerTestCase",
     "LiveHub",
+    "MqttCommunicator",
     "TcpCommunicator",
     "WebsocketCommunicator",
 ]

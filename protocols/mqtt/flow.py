@@ -13,8 +13,9 @@ application only decides (``docs/specs/mqtt.md``):
   message expiry counted down in the queue, the client's Maximum Packet Size.
 - **SUBSCRIBE / UNSUBSCRIBE**: requests wait for their answer (with
   ``answer_timeout``); granted filters are counted against ``max_subscriptions``.
-- **Publish rate**: past ``max_publish_rate`` per second reading pauses
-  until the next second.
+- **Publish rate**: past ``max_publish_rate`` PUBLISH in one second, the
+  packets already read wait (``hold``, the protocol's ``backlog``) and reading
+  pauses until the next second.
 """
 
 from __future__ import annotations
@@ -89,6 +90,8 @@ class WireFlow:
         self.subscriptions: set[str] = set()
         self.rate_second = 0
         self.rate_count = 0
+        #: Over max_publish_rate: no packet is handled until the next second.
+        self.hold = False
         self.closed = False
 
     # Packets from the client -----------------------------------------------------
@@ -181,10 +184,18 @@ class WireFlow:
         if second != self.rate_second:
             self.rate_second, self.rate_count = second, 0
         self.rate_count += 1
-        if self.rate_count >= rate:
-            flow = self.protocol.flow
-            flow.pause_reading()
-            loop.call_at(second + 1, self.maybe_resume_reading)
+        if self.rate_count >= rate and not self.hold:
+            self.hold = True
+            self.protocol.flow.pause_reading()
+            loop.call_at(second + 1, self.end_hold)
+
+    def end_hold(self) -> None:
+        """A new second: handle what was held back, then read again."""
+        self.hold = False
+        if self.closed:
+            return
+        self.protocol.handle_backlog()
+        self.maybe_resume_reading()
 
     def client_subscribe(self, packet: Subscribe) -> None:
         filters = [subscription.topic_filter for subscription in packet.subscriptions]
@@ -413,10 +424,8 @@ class WireFlow:
             and protocol.phase.value == "open"
             and len(protocol.queue) < self.config.max_queue
             and len(self.pending) < self.config.receive_maximum
+            and not self.hold
         ):
-            rate = self.config.max_publish_rate
-            if rate and self.rate_count >= rate and int(protocol.loop.time()) == self.rate_second:
-                return
             protocol.flow.resume_reading()
 
     def close(self) -> None:

@@ -105,6 +105,8 @@ class MqttProtocol(asyncio.Protocol):
         self.timer: asyncio.TimerHandle | None = None
         self.last_read = 0.0
         self.wire: WireFlow | None = None
+        #: Packets read but held back while the publish rate is over its limit.
+        self.backlog: list[Packet] | None = None
         self.started = False
         self.counted = False
 
@@ -160,16 +162,28 @@ class MqttProtocol(asyncio.Protocol):
             self.protocol_failed(error)
             return
         if packets:
-            self.handle_packets(packets)
+            if self.backlog is not None:  # read before the pause took effect: keep the order
+                self.backlog.extend(packets)
+            else:
+                self.handle_packets(packets)
 
     def handle_packets(self, packets: list[Packet]) -> None:
         wire = self.wire
-        for packet in packets:
+        for index, packet in enumerate(packets):
             if wire is not None:
                 if not wire.handle(packet):
                     return
+                if wire.hold:  # over max_publish_rate: the rest waits for the next second
+                    self.backlog = packets[index + 1 :]
+                    return
             elif isinstance(packet, Connect):
                 self.handle_connect(packet)
+
+    def handle_backlog(self) -> None:
+        """Handle the packets held back by the publish rate (they may be held again)."""
+        packets, self.backlog = self.backlog, None
+        if packets and self.phase is Phase.OPEN:
+            self.handle_packets(packets)
 
     def protocol_failed(self, error: ProtocolError) -> None:
         self.log("info", f"protocol error, closing: {error} ({error.reason_code:#04x})")
@@ -440,6 +454,11 @@ class MqttProtocol(asyncio.Protocol):
     async def send(self, message: Message) -> None:
         message_type = message.get("type")
         phase = self.phase
+        if phase is Phase.OPEN and self.transport.is_closing():
+            # Closed (by us, or a failed socket write) but connection_lost() has not
+            # run yet: the bytes would be dropped, and asyncio logs a warning per
+            # write past the fifth. Behave as after the close.
+            phase = Phase.CLOSED
         if phase is Phase.OPEN:
             wire = self.wire
             assert wire is not None
@@ -478,7 +497,7 @@ class MqttProtocol(asyncio.Protocol):
                 return
         elif phase is Phase.CLOSED:
             if message_type == "mqtt.publish":
-                raise PeerDisconnected(f"connection closed ({self.reason})")
+                raise PeerDisconnected(f"connection closed ({self.reason or 'closing'})")
             return
         raise unexpected(EXPECTED.get(phase, ()), message_type)
 

@@ -375,3 +375,13 @@ class TestCleanup:
             await communicator.future
         assert asyncio.all_tasks() - before == set()
         assert await get_channel_layer().group_count("cancelled") == 0
+
+
+class TestServedAlone:
+    async def test_a_consumer_served_as_the_whole_app_completes_lifespan(self):
+        communicator = ApplicationCommunicator(EchoConsumer.as_asgi(), {"type": "lifespan"})
+        await communicator.send_input({"type": "lifespan.startup"})
+        assert await communicator.receive_output() == {"type": "lifespan.startup.complete"}
+        await communicator.send_input({"type": "lifespan.shutdown"})
+        assert await communicator.receive_output() == {"type": "lifespan.shutdown.complete"}
+        await communicator.wait()

@@ -205,3 +205,33 @@ class TestHubInProcess:
                 assert await websocket.recv() == "channels says hi"
         finally:
             await hub.wait_closed()
+
+
+class TestMqttBridge:
+    def test_hub_run_bridges_to_a_broker_given_as_a_url(self, hub_process):
+        from tests.mosquitto import Mosquitto, Subscriber, mosquitto_available, publish_messages
+
+        if not mosquitto_available():
+            pytest.fail("mosquitto is not installed: run the README's test command")
+        broker = Mosquitto().start()
+        subscriber = None
+        try:
+            url = f"{broker.url}/?client_id=hub-test&subscribe=in/%23&qos=1"
+            hub = hub_process(
+                "run",
+                "tests.apps:bridge_echo_app",
+                "--settings",
+                "tests.settings",
+                "--mqtt-bridge",
+                url,
+            )
+            assert hub.urls == [f"mqtt://127.0.0.1:{broker.port}"]
+            hub.read_until("subscribing to in/#")
+            subscriber = Subscriber(broker.port, "out/#")
+            publish_messages(broker.port, [("in/sensor-7", b"21.5", 1)])
+            message = subscriber.get()
+            assert (message.topic, message.payload) == ("out/sensor-7", b"21.5 via hub")
+        finally:
+            if subscriber is not None:
+                subscriber.close()
+            broker.close()

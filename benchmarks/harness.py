@@ -359,8 +359,11 @@ class _Server:
     def __init__(self, argv: Sequence[str]) -> None:
         self.port = _free_port()
         self.argv = [arg.replace("{port}", str(self.port)) for arg in argv]
+        # A file, not a pipe: a server that logs a lot would fill a pipe nobody
+        # reads during the run and block on its next write.
+        self.stderr = tempfile.TemporaryFile()  # noqa: SIM115  (closed in stop())
         self.process = subprocess.Popen(
-            self.argv, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            self.argv, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=self.stderr
         )
         self.peak_rss: int | None = None
 
@@ -368,11 +371,8 @@ class _Server:
         deadline = time.monotonic() + SERVER_START_TIMEOUT
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                stderr = (
-                    self.process.stderr.read().decode(errors="replace")
-                    if self.process.stderr
-                    else ""
-                )
+                self.stderr.seek(0)
+                stderr = self.stderr.read().decode(errors="replace")
                 raise BenchmarkError(
                     f"Server {' '.join(self.argv)} exited with {self.process.returncode}: "
                     f"{stderr.strip()[-500:]}"
@@ -402,8 +402,7 @@ class _Server:
                     self.process.returncode = os.waitstatus_to_exitcode(status)
                     scale = 1 if sys.platform == "darwin" else 1024
                     self.peak_rss = usage.ru_maxrss * scale
-                    if self.process.stderr:
-                        self.process.stderr.close()
+                    self.stderr.close()
                     return
                 time.sleep(0.02)
 

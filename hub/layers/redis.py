@@ -21,6 +21,13 @@ presence), and the settings are channels_redis's. How it is built:
 - ``redis_readers``: one blocking read per process for all its specific
   channels (the inbox), reconnection with backoff, ``layer.resync``.
 - ``redis_serializer``: msgpack, optionally Fernet-encrypted.
+- ``redis_streams``: opt-in at-least-once channels on Redis Streams.
+
+Two opt-in extensions go beyond the spec: ``channel_delivery`` makes the
+matching normal channels at least once (``"at_least_once"`` in
+``extensions``; receivers call :meth:`RedisChannelLayer.ack`), and
+``group_last_value`` makes the matching groups keep their last
+``group_send``, which a new member receives on joining (``"last_value"``).
 
 While Redis is unreachable, ``send``, ``group_send`` and the group calls
 raise :class:`RedisUnavailable` (a ``ConnectionError``) naming the server;
@@ -31,11 +38,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fnmatch
 import hashlib
 import itertools
 import logging
 import math
 import os
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -56,9 +65,14 @@ from hub.layers.base import BaseChannelLayer, CapacityPattern, require_message
 from hub.layers.redis_connections import HostSpec, Shards
 from hub.layers.redis_readers import RESYNC_TYPE, ChannelReader, Inbox, raise_if_cancelled
 from hub.layers.redis_serializer import MessageSerializer, UnreadableMessage
+from hub.layers.redis_streams import STREAM_ACK, STREAM_ADD, STREAM_ENSURE, StreamReader, ack_id
 from hub.types import Message
 
 __all__ = ["RESYNC_TYPE", "RedisChannelLayer", "RedisUnavailable", "UnreadableMessage"]
+
+#: The values of ``channel_delivery``.
+AT_MOST_ONCE = "at_most_once"
+AT_LEAST_ONCE = "at_least_once"
 
 logger = logging.getLogger("hub.layers")
 
@@ -82,6 +96,9 @@ _SCRIPTS = {
         "GROUP_ADD": scripts.GROUP_ADD,
         "RELEASE": scripts.RELEASE,
         "TAKE": scripts.TAKE,
+        "STREAM_ADD": STREAM_ADD,
+        "STREAM_ENSURE": STREAM_ENSURE,
+        "STREAM_ACK": STREAM_ACK,
     }.items()
 }
 
@@ -106,9 +123,23 @@ class RedisChannelLayer(BaseChannelLayer):
         channel_capacity: per-name capacity overrides, ``{glob_or_regex: n}``.
         symmetric_encryption_keys: encrypt message bodies with the first key;
             decrypt with any (see :mod:`hub.layers.redis_serializer`).
+        channel_delivery: ``{glob_or_regex: "at_least_once"}``: normal
+            channels whose messages wait in a stream until acknowledged
+            (see :mod:`hub.layers.redis_streams`); the first match wins.
+        ack_timeout: seconds an at-least-once message may stay
+            unacknowledged before it is delivered again (default 30).
+        group_last_value: globs of groups that keep their last
+            ``group_send`` for ``group_expiry``; a channel joining such a
+            group receives it at once.
     """
 
-    extensions: ClassVar[list[str]] = ["groups", "flush", "presence"]
+    extensions: ClassVar[list[str]] = [
+        "groups",
+        "flush",
+        "presence",
+        "at_least_once",
+        "last_value",
+    ]
 
     def __init__(
         self,
@@ -119,8 +150,26 @@ class RedisChannelLayer(BaseChannelLayer):
         capacity: int = 100,
         channel_capacity: Mapping[CapacityPattern, int] | None = None,
         symmetric_encryption_keys: Sequence[str | bytes] | None = None,
+        channel_delivery: Mapping[CapacityPattern, str] | None = None,
+        ack_timeout: float = 30,
+        group_last_value: Sequence[str] | None = None,
     ) -> None:
         super().__init__(expiry=expiry, capacity=capacity, channel_capacity=channel_capacity)
+        for mode in (channel_delivery or {}).values():
+            if mode not in (AT_MOST_ONCE, AT_LEAST_ONCE):
+                raise ValueError(
+                    f"channel_delivery values are {AT_MOST_ONCE!r} or {AT_LEAST_ONCE!r}, "
+                    f"got {mode!r}"
+                )
+        self._delivery = [
+            (re.compile(fnmatch.translate(pattern)) if isinstance(pattern, str) else pattern,
+             mode == AT_LEAST_ONCE)
+            for pattern, mode in (channel_delivery or {}).items()
+        ]  # fmt: skip
+        self.ack_timeout = ack_timeout
+        self._last_value = [
+            re.compile(fnmatch.translate(pattern)) for pattern in group_last_value or ()
+        ]
         self.group_expiry = group_expiry
         self.prefix = prefix
         self._keys = scripts.Keys(prefix)
@@ -134,12 +183,15 @@ class RedisChannelLayer(BaseChannelLayer):
         # One round trip for group_send needs every member on one server and
         # one capacity for all, since the script cannot evaluate the patterns.
         self._group_send_in_lua = (
-            len(self._shards) == 1 and not self._shards.shard(0).cluster and not channel_capacity
+            len(self._shards) == 1
+            and not self._shards.shard(0).cluster
+            and not channel_capacity
+            and not any(at_least_once for _, at_least_once in self._delivery)
         )
         self._inbox_id = "r" + os.urandom(6).hex()
         self._names = itertools.count()
         self._inboxes: dict[str, Inbox] = {}
-        self._readers: dict[str, ChannelReader] = {}
+        self._readers: dict[str, ChannelReader | StreamReader] = {}
 
     # Channel API
 
@@ -154,21 +206,72 @@ class RedisChannelLayer(BaseChannelLayer):
         """
         require_message(message)
         self.require_valid_channel_name(channel)
-        route, key, counter = self._keys.channel(channel)
         body = self._serializer.dumps(message)
+        if not await self._push(channel, body, f"send to {channel!r}"):
+            raise self._full(channel)
+
+    async def _push(self, channel: str, body: bytes, what: str) -> bool:
+        """Queue a serialized message on ``channel``; ``False`` if the channel is full."""
         now = scripts.now_ms()
+        if self.at_least_once(channel):
+            return await self._stream_add(channel, body, now, what)
+        route, key, counter = self._keys.channel(channel)
         statuses = await self._eval(
             self._shards.index(route),
             "PUSH",
             [key, counter],
             [now, now + self._expiry_ms, self._ttl, body, 0, channel, self.get_capacity(channel)],
-            what=f"send to {channel!r}",
+            what=what,
         )
-        if statuses[0] != 1:
-            raise ChannelFull(
-                f"Channel {channel!r} is full: it holds {self.get_capacity(channel)} messages, "
-                "its capacity (set capacity or channel_capacity in CHANNEL_LAYERS)"
-            )
+        return bool(statuses[0] == 1)
+
+    def _full(self, channel: str) -> ChannelFull:
+        return ChannelFull(
+            f"Channel {channel!r} is full: it holds {self.get_capacity(channel)} messages, "
+            "its capacity (set capacity or channel_capacity in CHANNEL_LAYERS)"
+        )
+
+    def at_least_once(self, channel: str) -> bool:
+        """Whether ``channel`` is at least once (``channel_delivery``); never a specific one."""
+        if "!" in channel:
+            return False
+        for pattern, at_least_once in self._delivery:
+            if pattern.match(channel):
+                return at_least_once
+        return False
+
+    async def _stream_add(self, channel: str, body: bytes, now: int, what: str) -> bool:
+        status = await self._eval(
+            self._shards.index(channel),
+            "STREAM_ADD",
+            [self._keys.stream(channel)],
+            [now, now + self._expiry_ms, self._ttl, body, self.get_capacity(channel)],
+            what=what,
+        )
+        return bool(status)
+
+    async def ack(self, channel: str, message: Message | str) -> bool:
+        """Acknowledge a message received from an at-least-once channel: it is done.
+
+        ``message`` is the message as received (or its ``"ack_id"``). Returns
+        whether it was still pending: ``False`` if it was acknowledged before
+        or expired, or if ``ack_timeout`` passed and another receiver has it.
+
+        Raises:
+            TypeError: ``message`` did not come from an at-least-once channel.
+            RedisUnavailable: Redis cannot be reached; the message will be
+                delivered again.
+        """
+        self.require_valid_channel_name(channel)
+        entry_id = ack_id(message)
+        acked = await self._eval(
+            self._shards.index(channel),
+            "STREAM_ACK",
+            [self._keys.stream(channel)],
+            [entry_id],
+            what=f"ack on {channel!r}",
+        )
+        return bool(acked)
 
     async def receive(self, channel: str) -> Message:
         """The next message on ``channel``, waiting for one if it is empty.
@@ -189,7 +292,11 @@ class RedisChannelLayer(BaseChannelLayer):
         reader = self._readers.get(channel)
         if reader is None:
             self.require_valid_channel_name(channel)
-            reader = self._readers[channel] = ChannelReader(self, channel)
+            reader = self._readers[channel] = (
+                StreamReader(self, channel)
+                if self.at_least_once(channel)
+                else ChannelReader(self, channel)
+            )
         return await reader.receive()
 
     async def new_channel(self, prefix: str = "specific") -> str:
@@ -225,13 +332,38 @@ class RedisChannelLayer(BaseChannelLayer):
         """Add ``channel`` to ``group``, or renew its membership for ``group_expiry``."""
         self.require_valid_group_name(group)
         self.require_valid_channel_name(channel)
-        await self._eval(
+        what = f"group_add to {group!r}"
+        last_value = await self._eval(
             self._shards.index(group),
             "GROUP_ADD",
-            [self._keys.group(group)],
+            self._group_keys(group),
             [scripts.now_ms(), channel, self._group_ttl],
-            what=f"group_add to {group!r}",
+            what=what,
         )
+        if last_value and not await self._push(channel, last_value, what):
+            logger.debug("%s: the last value was not queued, %r is full", what, channel)
+
+    def keeps_last_value(self, group: str) -> bool:
+        """Whether ``group`` keeps its last ``group_send`` (``group_last_value``)."""
+        return any(pattern.match(group) for pattern in self._last_value)
+
+    def _group_keys(self, group: str) -> list[str]:
+        keys = [self._keys.group(group)]
+        if self.keeps_last_value(group):
+            keys.append(self._keys.last_value(group))
+        return keys
+
+    async def last_value(self, group: str) -> Message | None:
+        """The last message sent to ``group`` if it keeps one (``group_last_value``)."""
+        self.require_valid_group_name(group)
+        if not self.keeps_last_value(group):
+            return None
+        index = self._shards.index(group)
+        try:
+            body: Any = await self._shards.client(index).get(self._keys.last_value(group))
+        except UNAVAILABLE_ERRORS as exc:
+            raise self._unavailable(index, f"last_value of {group!r}", exc) from exc
+        return None if body is None else self._serializer.loads(body)
 
     async def group_discard(self, group: str, channel: str) -> None:
         """Remove ``channel`` from ``group``; nothing happens if it is not a member."""
@@ -264,7 +396,7 @@ class RedisChannelLayer(BaseChannelLayer):
             _, full, dead = await self._eval(
                 index,
                 "GROUP_SEND",
-                [group_key],
+                self._group_keys(group),
                 [
                     now,
                     now + self._expiry_ms,
@@ -273,6 +405,7 @@ class RedisChannelLayer(BaseChannelLayer):
                     self.prefix,
                     now - self._group_expiry_ms,
                     self.capacity,
+                    self._group_ttl,
                 ],
                 what=what,
             )
@@ -284,6 +417,13 @@ class RedisChannelLayer(BaseChannelLayer):
                     dead,
                 )
             return
+        if self.keeps_last_value(group):
+            try:
+                await self._shards.client(index).set(
+                    self._keys.last_value(group), body, ex=self._group_ttl
+                )
+            except UNAVAILABLE_ERRORS as exc:
+                raise self._unavailable(index, what, exc) from exc
         members = await self._eval(
             index, "GROUP_MEMBERS", [group_key], [now - self._group_expiry_ms], what=what
         )
@@ -294,6 +434,14 @@ class RedisChannelLayer(BaseChannelLayer):
     ) -> None:
         """Queue ``body`` for ``members``: one script per shard (and per slot in a Cluster)."""
         batches: dict[tuple[int, int], tuple[list[str], list[Any], list[str]]] = {}
+        durable = [channel for channel in members if self.at_least_once(channel)]
+        if durable:
+            added = await asyncio.gather(
+                *(self._stream_add(channel, body, now, what) for channel in durable)
+            )
+            if not all(added):
+                logger.debug("%s: %d full member(s) skipped", what, added.count(False))
+            members = [channel for channel in members if not self.at_least_once(channel)]
         for channel in members:
             route, key, counter = self._keys.channel(channel)
             index = self._shards.index(route)

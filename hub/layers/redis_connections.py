@@ -34,7 +34,7 @@ import zlib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from redis.asyncio import Redis, RedisCluster
+from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
@@ -42,6 +42,16 @@ from redis.backoff import NoBackoff
 #: Seconds to wait for a TCP connection to Redis: a sender must learn quickly
 #: that Redis is away rather than hang (refused connections fail at once).
 CONNECT_TIMEOUT = 5.0
+
+#: Connections a loop's command pool opens at most, per server: a burst of
+#: concurrent commands (thousands of consumers joining groups at once) waits
+#: for a free one rather than opening more, so churn never multiplies
+#: connections (redis-py's default pool opens up to 100, then fails). A
+#: ``max_connections`` in a host entry overrides it.
+POOL_SIZE = 16
+#: Seconds a command waits for a free pooled connection before failing as
+#: unavailable; enough for thousands of queued commands on a healthy server.
+POOL_TIMEOUT = 20.0
 
 HostSpec = str | tuple[str, int] | list[Any] | dict[str, Any]
 
@@ -118,6 +128,10 @@ class Shard:
             # restart closed; redis-py's default (3 retries, backoff up to 10 s)
             # would keep a sender waiting for seconds to learn Redis is away.
             client = self._clients[loop] = self._make_client(retries=1)
+            if isinstance(client, Redis) and type(client.connection_pool).__name__ == (
+                "ConnectionPool"
+            ):
+                client.connection_pool = _bounded(client.connection_pool, self.spec)
         return client
 
     def blocking_client(self, loop: asyncio.AbstractEventLoop) -> Client:
@@ -168,6 +182,16 @@ class Shard:
             for other in list(clients):
                 if other is not loop:
                     del clients[other]
+
+
+def _bounded(pool: Any, spec: dict[str, Any]) -> BlockingConnectionPool:
+    """A pool that waits for a free connection instead of opening a new one past its size."""
+    return BlockingConnectionPool(
+        connection_class=pool.connection_class,
+        max_connections=int(spec.get("max_connections") or POOL_SIZE),
+        timeout=POOL_TIMEOUT,
+        **pool.connection_kwargs,
+    )
 
 
 class Shards:

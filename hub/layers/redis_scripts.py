@@ -9,6 +9,10 @@ Keys (``P`` is the ``prefix`` setting, ``asgi`` by default)::
     P:n:{inbox}     hash     specific channel -> messages queued for it in
                              the inbox or in its process's local buffer
     P:g:{group}     zset     channel -> time it (re)joined the group
+    P:l:{group}     string   the group's last value: the body of its last
+                             group_send, for groups in ``group_last_value``
+    P:s:{name}      stream   an at-least-once channel's messages, until
+                             acknowledged (see ``redis_streams``)
 
 The ``{...}`` part is a Redis Cluster hash tag: a channel's, an inbox's or a
 group's keys share one slot, so each script below touches a single slot (the
@@ -112,7 +116,8 @@ return statuses
 #: drop expired ones, queue the body for each, drop the members found dead.
 #: Member keys are computed here (not declared), which Cluster forbids, so a
 #: Cluster uses ``GROUP_MEMBERS`` then ``PUSH`` per slot instead.
-#: KEYS: group. ARGV: now_ms, deadline_ms, ttl_s, body, prefix, joined_after_ms, capacity.
+#: KEYS: group, and the group's last-value key if it keeps one.
+#: ARGV: now_ms, deadline_ms, ttl_s, body, prefix, joined_after_ms, capacity, group_ttl_s.
 #: Returns {queued, full, dead}.
 GROUP_SEND = (
     _PUSH_LUA
@@ -120,6 +125,7 @@ GROUP_SEND = (
 local now, deadline, ttl, body = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local prefix, joined_after, capacity = ARGV[5], ARGV[6], tonumber(ARGV[7])
 local group = KEYS[1]
+if KEYS[2] then redis.call('SET', KEYS[2], body, 'EX', ARGV[8]) end
 redis.call('ZREMRANGEBYSCORE', group, '-inf', '(' .. joined_after)
 local counts = {0, 0, 0}
 for _, channel in ipairs(redis.call('ZRANGE', group, 0, -1)) do
@@ -154,10 +160,13 @@ redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1])
 return redis.call('ZRANGE', KEYS[1], 0, -1)
 """
 
-#: Join (or renew) a group. KEYS: group. ARGV: now_ms, channel, group_expiry_s.
+#: Join (or renew) a group. KEYS: group, and its last-value key if it keeps one.
+#: ARGV: now_ms, channel, group_expiry_s. Returns the last value (a body) for a new member.
 GROUP_ADD = """
-redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+local new = redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
 redis.call('EXPIRE', KEYS[1], ARGV[3])
+if KEYS[2] and new == 1 then return redis.call('GET', KEYS[2]) end
+return false
 """
 
 _RELEASE_LUA = """
@@ -241,6 +250,12 @@ class Keys:
 
     def group(self, group: str) -> str:
         return f"{self.prefix}:g:{{{group}}}"
+
+    def last_value(self, group: str) -> str:
+        return f"{self.prefix}:l:{{{group}}}"
+
+    def stream(self, channel: str) -> str:
+        return f"{self.prefix}:s:{{{channel}}}"
 
     @property
     def pattern(self) -> str:

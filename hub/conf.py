@@ -10,6 +10,8 @@ HUB_SHUTDOWN_GRACE     ``10.0``                        seconds in-flight work ge
 HUB_LIFESPAN           ``"auto"``                      run ASGI lifespan: auto, on or off
 HUB_MQTT_ALLOW_...     ``False``                       HUB_MQTT_ALLOW_ANONYMOUS: MQTT clients
                                                        without credentials may connect
+HUB_SMTP_CHECK_...     ``False``                       HUB_SMTP_CHECK_AUTHENTICATION: add SPF,
+                                                       DKIM and DMARC verdicts to inbound mail
 =====================  ==============================  ==========================================
 
 Loopback is the default address: a development server must not be reachable
@@ -26,6 +28,7 @@ DEFAULTS: dict[str, Any] = {
     "HUB_SHUTDOWN_GRACE": 10.0,
     "HUB_LIFESPAN": "auto",
     "HUB_MQTT_ALLOW_ANONYMOUS": False,
+    "HUB_SMTP_CHECK_AUTHENTICATION": False,
 }
 
 

@@ -26,13 +26,17 @@ recipient pattern (``support+<int:ticket>@<domain>``) are passed to
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 from typing import Any, ClassVar
 
 from asgiref.sync import async_to_sync
+from django.conf import settings
 
 from hub.consumer import AsyncConsumer, SyncConsumer
 from hub.exceptions import StopConsumer
 from hub.mail.auth import aauthenticate_user, authenticate_user
+from hub.mail.authentication import Resolver, authenticate, dns_resolver
 from hub.mail.message import Envelope, InboundEmail, parse_email
 from hub.types import Message
 
@@ -81,6 +85,12 @@ class _SmtpBase:
     #: Be asked about each ``MAIL FROM`` (``sender()``); off, any sender is accepted.
     ask_sender: ClassVar[bool] = False
 
+    #: Add SPF, DKIM and DMARC verdicts to ``envelope.authentication``; ``None``
+    #: follows the ``HUB_SMTP_CHECK_AUTHENTICATION`` setting (off by default).
+    check_authentication: ClassVar[bool | None] = None
+    #: The DNS for those checks: ``(name, rdtype) -> records``; ``None`` is the system's DNS.
+    dns_resolver: ClassVar[Resolver | None] = None
+
     scope: Any
     #: The Django user after a successful AUTH, else ``None``.
     user: Any = None
@@ -109,6 +119,33 @@ class _SmtpBase:
     def _parse(self, message: Message) -> tuple[Envelope, InboundEmail]:
         envelope = Envelope.from_event(message, self.scope)
         return envelope, parse_email(envelope.data)
+
+    def _checks_authentication(self) -> bool:
+        if self.check_authentication is not None:
+            return self.check_authentication
+        return bool(getattr(settings, "HUB_SMTP_CHECK_AUTHENTICATION", False))
+
+    def _authenticated(self, envelope: Envelope, email: InboundEmail) -> Envelope:
+        """The envelope with its verdicts (blocks on DNS: call it in a thread)."""
+        resolver = type(self).dns_resolver or _system_resolver()
+        verdicts = authenticate(
+            envelope.data,
+            str(email.get("from", "")),
+            envelope.client[0] if envelope.client else None,
+            envelope.mail_from,
+            envelope.helo,
+            resolver,
+        )
+        return dataclasses.replace(envelope, authentication=verdicts)
+
+
+_SYSTEM_RESOLVER: list[Resolver] = []
+
+
+def _system_resolver() -> Resolver:
+    if not _SYSTEM_RESOLVER:
+        _SYSTEM_RESOLVER.append(dns_resolver())
+    return _SYSTEM_RESOLVER[0]
 
 
 class AsyncSmtpConsumer(_SmtpBase, AsyncConsumer):
@@ -173,6 +210,8 @@ class AsyncSmtpConsumer(_SmtpBase, AsyncConsumer):
 
     async def smtp_message(self, message: Message) -> None:
         envelope, email = self._parse(message)
+        if self._checks_authentication():
+            envelope = await asyncio.to_thread(self._authenticated, envelope, email)
         try:
             queue_id = await self.message(envelope, email, **self.route_kwargs)
         except Refuse as exc:
@@ -253,6 +292,8 @@ class SmtpConsumer(_SmtpBase, SyncConsumer):
 
     def smtp_message(self, message: Message) -> None:
         envelope, email = self._parse(message)
+        if self._checks_authentication():
+            envelope = self._authenticated(envelope, email)
         try:
             queue_id = self.message(envelope, email, **self.route_kwargs)
         except Refuse as exc:

@@ -18,9 +18,12 @@ from dataclasses import dataclass
 from email import policy
 from email.message import EmailMessage, MIMEPart
 from email.parser import BytesParser
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from hub.types import Message, Scope
+
+if TYPE_CHECKING:
+    from hub.mail.authentication import Verdicts
 
 
 @dataclass(frozen=True)
@@ -135,6 +138,8 @@ class Envelope:
         tls: the connection's TLS details (asgiref's TLS extension), or ``None``.
         transaction: the number of this transaction in its session, from 1.
         mail_options / rcpt_options: the ESMTP parameters, upper-cased.
+        authentication: SPF, DKIM and DMARC verdicts when the consumer checks
+            them (``check_authentication``), else ``None``.
     """
 
     mail_from: str
@@ -147,6 +152,7 @@ class Envelope:
     transaction: int = 1
     mail_options: tuple[str, ...] = ()
     rcpt_options: tuple[str, ...] = ()
+    authentication: Verdicts | None = None
 
     @classmethod
     def from_event(cls, event: Message, scope: Scope | None = None) -> Envelope:

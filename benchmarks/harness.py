@@ -50,6 +50,7 @@ BENCHMARK_MODULES = (
     "benchmarks.idle",
     "benchmarks.smtp",
     "benchmarks.mqtt",
+    "benchmarks.mqtt_bridge",
     "benchmarks.tcp",
 )
 

@@ -59,6 +59,10 @@ case "${1:-}" in
         install_python_packages test
         "$VENV/bin/ruff" check .
         "$VENV/bin/ruff" format --check .
+        "$VENV/bin/mypy"
+        site_dir=$(mktemp -d)
+        NO_MKDOCS_2_WARNING=1 "$VENV/bin/mkdocs" build --strict --quiet --site-dir "$site_dir"
+        rm -rf "$site_dir"
         PYTHONASYNCIODEBUG=${PYTHONASYNCIODEBUG:-1} exec "$VENV/bin/pytest" "$@"
         ;;
     *)

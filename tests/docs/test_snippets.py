@@ -17,35 +17,53 @@ Shell blocks are not run: they start servers on fixed ports.
 from __future__ import annotations
 
 import ast
+import asyncio
 import dataclasses
+import hashlib
+import hmac
 import inspect
+import json
+import queue
 import re
+import smtplib
 import sys
 import textwrap
+import threading
+import time
 import types
 from collections.abc import Callable
 from typing import Any
 
+import paho.mqtt.client as paho
 import pytest
+import requests
+from asgiref.sync import sync_to_async
 from django.contrib.auth.models import Group, User
 from django.contrib.sessions.backends.db import SessionStore
+from django.db import connection, models
 from django.test import RequestFactory
 from django.urls import resolve
 from django.utils.module_loading import import_string
+from paho.mqtt.enums import CallbackAPIVersion
 from test_thermostat import TestThermostat
 
 import protocols.http_ws
 from hub.consumer import AsyncConsumer
 from hub.db import database_sync_to_async
+from hub.generic.smtp import AsyncSmtpConsumer
 from hub.generic.websocket import AsyncWebsocketConsumer
-from hub.layers import InMemoryChannelLayer
+from hub.layers import InMemoryChannelLayer, get_channel_layer
 from hub.listeners import listener_from_setting
 from hub.status import STATUS
 from hub.testing import WebsocketCommunicator
+from hub.testing.live import LiveHub
 from hub.testing.mqtt import MqttCommunicator
 from hub.testing.tcp import TcpCommunicator
+from protocols.mqtt.bridge import MqttBridge, MqttBridgeConfig
 from tests.docs.conftest import DOCS, EXAMPLES, ROOT
 from tests.hub.tcp.test_guide import Device, guide_example
+from tests.mosquitto import WAIT as MOSQUITTO_WAIT
+from tests.mosquitto import Mosquitto, Subscriber, publish_messages, requires_mosquitto
 
 #: The example tests, collected as if they were written here.
 EXAMPLE_TESTS = [TestThermostat]
@@ -60,6 +78,8 @@ PAGES = [
     "concepts.md",
     "django.md",
     "security.md",
+    "smtp.md",
+    "mqtt-bridge.md",
 ]
 
 #: ``(page, example name)`` run by another test module, which names the example.
@@ -510,6 +530,306 @@ class TestDjangoPage:
             "code": 1000,
             "reason": "closed by an operator",
         }
+
+
+# -- smtp.md -------------------------------------------------------------------
+
+
+class DocsTicket(models.Model):
+    """The page's ``Ticket`` model, for the ``SupportMail`` consumer to look up."""
+
+    class Meta:
+        app_label = "hub"
+
+
+class DocsMail(models.Model):
+    """The page's ``Mail`` model: the fields ``astore_message`` fills, and the ticket."""
+
+    mail_from = models.CharField(max_length=254)
+    rcpt_tos = models.TextField()
+    subject = models.CharField(max_length=998)
+    text = models.TextField()
+    raw = models.BinaryField()
+    ticket = models.ForeignKey(DocsTicket, on_delete=models.CASCADE)
+
+    class Meta:
+        app_label = "hub"
+
+
+class DocsMailAttachment(models.Model):
+    """The page's ``MailAttachment`` model."""
+
+    message = models.ForeignKey(DocsMail, on_delete=models.CASCADE)
+    file = models.FileField(upload_to="attachments/")
+    filename = models.CharField(max_length=255)
+    content_type = models.CharField(max_length=255)
+    size = models.PositiveIntegerField()
+
+    class Meta:
+        app_label = "hub"
+
+
+class OtherMail(AsyncSmtpConsumer):
+    """Stands in for the page's ``ListRequests`` and ``SalesMail``: takes every message."""
+
+    async def message(self, envelope: Any, email: Any, **kwargs: Any) -> str:
+        return "other"
+
+
+@pytest.fixture
+def mail_tables(settings: Any, tmp_path: Any) -> Any:
+    settings.MEDIA_ROOT = str(tmp_path)
+    with connection.schema_editor() as editor:
+        for model in (DocsTicket, DocsMail, DocsMailAttachment):
+            editor.create_model(model)
+    yield
+    with connection.schema_editor() as editor:
+        for model in (DocsMailAttachment, DocsMail, DocsTicket):
+            editor.delete_model(model)
+
+
+async def smtp_application(monkeypatch: Any) -> Any:
+    """The page's ``application``: its ``SupportMail`` (as ``mail.consumers``) and router."""
+    monkeypatch.setitem(sys.modules, "mail", types.ModuleType("mail"))
+    models_module = types.ModuleType("mail.models")
+    models_module.__dict__.update(
+        Mail=DocsMail, MailAttachment=DocsMailAttachment, Ticket=DocsTicket
+    )
+    monkeypatch.setitem(sys.modules, "mail.models", models_module)
+    consumers = await as_module(
+        monkeypatch, "mail.consumers", "smtp.md", "consumer", __package__="mail"
+    )
+    namespace = {
+        "SupportMail": consumers.SupportMail,
+        "ListRequests": OtherMail,
+        "SalesMail": OtherMail,
+    }
+    return (await run("smtp.md", "routing", namespace))["application"]
+
+
+def mails() -> list[tuple[int, str, str]]:
+    """``(ticket, subject, recipients)`` of every stored mail."""
+    return [(m.ticket_id, m.subject, m.rcpt_tos) for m in DocsMail.objects.order_by("pk")]
+
+
+@pytest.mark.django_db(transaction=True)
+class TestSmtpPage:
+    @runs("smtp.md", "consumer")
+    @runs("smtp.md", "communicator")
+    async def test_a_mail_to_a_ticket_is_stored_and_pushed_to_its_watchers(
+        self, monkeypatch, mail_tables
+    ):
+        await DocsTicket.objects.acreate(pk=12)
+        layer = get_channel_layer()
+        watcher = await layer.new_channel()
+        await layer.group_add("ticket-12", watcher)
+        try:
+            application = await smtp_application(monkeypatch)
+            namespace = await run("smtp.md", "communicator", {"application": application})
+            event = await layer.receive(watcher)
+        finally:
+            await layer.group_discard("ticket-12", watcher)
+        [mail] = [m async for m in DocsMail.objects.all()]
+        assert (namespace["accepted"], namespace["queue_id"]) == (True, f"mail-{mail.pk}")
+        assert (mail.ticket_id, mail.subject, bytes(mail.raw)) == (
+            12,
+            "hi",
+            b"Subject: hi\r\n\r\nbody\r\n",
+        )
+        assert (event["type"], event["subject"], event["text"]) == ("mail.received", "hi", "body\n")
+
+    @runs("smtp.md", "routing")
+    async def test_smtplib_reaches_the_routes_and_unknown_tickets_are_refused(
+        self, monkeypatch, mail_tables
+    ):
+        await DocsTicket.objects.acreate(pk=1)
+        application = await smtp_application(monkeypatch)
+        message = b"Subject: hello\r\n\r\nIt works.\r\n"
+        with (
+            LiveHub(application, ["smtp"]) as live,
+            smtplib.SMTP(*live.address("smtp"), timeout=10) as client,
+        ):
+            assert client.sendmail("me@example.org", ["support+1@example.com"], message) == {}
+            for address, code, text in [
+                ("support+2@example.com", 550, b"5.1.1 No such ticket"),
+                ("nobody@example.com", 550, b"5.1.1"),
+            ]:
+                with pytest.raises(smtplib.SMTPRecipientsRefused) as refused:
+                    client.sendmail("me@example.org", [address], message)
+                assert refused.value.recipients[address][0] == code
+                assert text in refused.value.recipients[address][1]
+            assert client.sendmail("me@example.org", ["sales@example.com"], message) == {}
+        stored = await database_sync_to_async(mails)()
+        assert stored == [(1, "hello", "support+1@example.com")]
+
+    @runs("smtp.md", "webhooks")
+    async def test_smtp_mailgun_and_sendgrid_reach_the_same_consumer(self):
+        received: list[tuple[str | None, str, tuple[str, ...]]] = []
+
+        class Support(AsyncSmtpConsumer):
+            async def message(self, envelope: Any, email: Any, **kwargs: Any) -> str:
+                received.append((self.scope.get("webhook"), email.subject, envelope.rcpt_tos))
+                return "Q1"
+
+        key, token = "key-docs", "docs-token"
+        namespace = {"Support": Support, "MAILGUN_SIGNING_KEY": key, "SENDGRID_TOKEN": token}
+        application = (await run("smtp.md", "webhooks", namespace))["application"]
+        mime = b"To: support@example.com\r\nSubject: Hello\r\n\r\nbody\r\n"
+        to = "support@example.com"
+        timestamp, nonce = str(int(time.time())), "docs-nonce"
+        signature = hmac.new(key.encode(), (timestamp + nonce).encode(), hashlib.sha256)
+        mailgun_fields = {
+            "recipient": to,
+            "sender": "bounce@example.org",
+            "timestamp": timestamp,
+            "token": nonce,
+            "signature": signature.hexdigest(),
+        }
+        sendgrid_files = {
+            "email": (None, mime, "text/plain"),
+            "envelope": (None, json.dumps({"to": [to], "from": "bounce@example.org"})),
+        }
+
+        def deliver(live: LiveHub) -> list[int]:
+            """The message by SMTP, then by each webhook; their HTTP statuses."""
+            with smtplib.SMTP(*live.address("smtp"), timeout=10) as client:
+                client.sendmail("bounce@example.org", [to], mime)
+            mailgun = requests.post(
+                live.url() + "/hooks/mailgun/mime",
+                data=mailgun_fields,
+                files={"body-mime": (None, mime, "text/plain")},
+                timeout=10,
+            )
+            sendgrid = requests.post(
+                f"{live.url()}/hooks/sendgrid/?token={token}", files=sendgrid_files, timeout=10
+            )
+            refused = requests.post(
+                live.url() + "/hooks/sendgrid/", files=sendgrid_files, timeout=10
+            )
+            return [mailgun.status_code, sendgrid.status_code, refused.status_code]
+
+        with LiveHub(application, ["http", "smtp"]) as live:
+            assert await asyncio.to_thread(deliver, live) == [200, 200, 403]
+        assert received == [
+            (None, "Hello", (to,)),
+            ("mailgun", "Hello", (to,)),
+            ("sendgrid", "Hello", (to,)),
+        ]
+
+
+# -- mqtt-bridge.md ------------------------------------------------------------
+
+
+async def run_mixed(page: str, name: str, namespace: dict[str, Any]) -> dict[str, Any]:
+    """Run a snippet that mixes async and sync code, as the page says it runs.
+
+    Top-level statements with an ``await`` run on the event loop; the others
+    run in a worker thread, as a Django view does, where ``async_to_sync``
+    works.
+    """
+    flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
+    for statement in ast.parse(snippet(page, name)).body:
+        module = ast.Module(body=[statement], type_ignores=[])
+        code = compile(module, f"docs/{page}:{name}", "exec", flags=flags)
+        if any(isinstance(node, ast.Await) for node in ast.walk(statement)):
+            result = eval(code, namespace)
+            if inspect.iscoroutine(result):
+                await result
+        else:
+            await sync_to_async(exec, thread_sensitive=False)(code, namespace)
+    return namespace
+
+
+class QueuedReading:
+    """Stands in for the page's ``Reading`` model; each ``acreate`` is put on ``rows``."""
+
+    rows: asyncio.Queue[dict[str, Any]]
+
+    class objects:  # the model manager's name
+        @staticmethod
+        async def acreate(**fields: Any) -> None:
+            await QueuedReading.rows.put(fields)
+
+
+@requires_mosquitto
+class TestMqttBridgePage:
+    @pytest.fixture
+    async def bridged(self) -> Any:
+        """The page's application served by a bridge to a real broker: ``(broker, bridge)``."""
+        QueuedReading.rows = asyncio.Queue()
+        consumer = await run("mqtt-bridge.md", "consumer", {"Reading": QueuedReading})
+        namespace = {"Readings": consumer["Readings"]}
+        application = (await run("mqtt-bridge.md", "routing", namespace))["application"]
+        broker = Mosquitto().start()
+        url = f"{broker.url}/?client_id=hub-docs&subscribe=sensors/%23&qos=1"
+        bridge = MqttBridge(application, MqttBridgeConfig(url=url))
+        try:
+            await bridge.start()
+            await asyncio.wait_for(bridge.connected.wait(), MOSQUITTO_WAIT)
+            yield broker, bridge
+        finally:
+            bridge.close()
+            await bridge.wait_closed(2)
+            broker.close()
+
+    @runs("mqtt-bridge.md", "consumer")
+    @runs("mqtt-bridge.md", "routing")
+    async def test_a_reading_published_to_the_broker_is_stored(self, bridged):
+        broker, _ = bridged
+        message = [("sensors/kitchen/temperature", b"21.5", 1)]
+        await asyncio.to_thread(publish_messages, broker.port, message)
+        row = await asyncio.wait_for(QueuedReading.rows.get(), MOSQUITTO_WAIT)
+        assert row == {"device": "kitchen", "value": 21.5}
+
+    @runs("mqtt-bridge.md", "publish")
+    async def test_async_and_sync_publishes_reach_the_broker(self, bridged):
+        broker, _ = bridged
+        device = await asyncio.to_thread(Subscriber, broker.port, "devices/7/commands")
+        try:
+            await run_mixed("mqtt-bridge.md", "publish", {})
+            first = await asyncio.to_thread(device.get)
+            second = await asyncio.to_thread(device.get)
+        finally:
+            device.close()
+        assert [(m.topic, m.payload, m.qos) for m in (first, second)] == [
+            ("devices/7/commands", b"reboot", 1),
+            ("devices/7/commands", b"reboot", 1),
+        ]
+
+    @runs("mqtt-bridge.md", "settings")
+    async def test_the_settings_build_a_tls_bridge_with_a_shared_subscription(self):
+        [item] = (await run("mqtt-bridge.md", "settings"))["HUB_LISTENERS"]
+        config = listener_from_setting(item).build_config()
+        assert isinstance(config, MqttBridgeConfig)
+        assert (config.host, config.port, config.tls) == ("broker.example", 8883, True)
+        assert (config.username, config.password) == ("hub", "secret")
+        assert (config.subscribe, config.qos, config.share) == (("sensors/#",), 1, "hub")
+
+    @runs("mqtt-bridge.md", "over-websocket")
+    async def test_a_websocket_client_and_a_tcp_device_talk_through_the_broker(self, settings):
+        settings.HUB_MQTT_ALLOW_ANONYMOUS = True
+        application = (await run("mqtt-bridge.md", "over-websocket"))["application"]
+        with LiveHub(application, ["http", "mqtt"], shutdown_grace=2.0) as live:
+            received: queue.Queue[Any] = queue.Queue()
+            subscribed = threading.Event()
+            browser = paho.Client(
+                CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5, transport="websockets"
+            )
+            browser.ws_set_options(path="/mqtt")
+            browser.on_message = lambda _c, _u, message: received.put(message)
+            browser.on_subscribe = lambda *_: subscribed.set()
+            browser.on_connect = lambda client, *_: client.subscribe("devices/#", 1)
+            browser.connect(*live.address("http"))
+            browser.loop_start()
+            try:
+                assert subscribed.wait(MOSQUITTO_WAIT)
+                _, port = live.address("mqtt")
+                await asyncio.to_thread(publish_messages, port, [("devices/7/state", b"on", 1)])
+                message = received.get(timeout=MOSQUITTO_WAIT)
+            finally:
+                browser.disconnect()
+                browser.loop_stop()
+        assert (message.topic, message.payload) == ("devices/7/state", b"on")
 
 
 def test_the_screenshots_the_pages_show_exist():

@@ -186,6 +186,7 @@ class AsyncConsumer:
         self._turns: deque[asyncio.Future[None]] = deque()
         self._slots = asyncio.Semaphore(self.max_concurrent_handlers)
         self._protocol = str(scope.get("type", "?"))
+        self._latency = STATUS.latency_for(self._protocol)
         self._status_key = getattr(self, "channel_name", None) or f"{id(self):x}"
         STATUS.connected(
             Connection(
@@ -370,7 +371,7 @@ class AsyncConsumer:
             await self._farewell(CRASH_REPLIES)
             raise StopConsumer from exc
         finally:
-            STATUS.handled(self._protocol, time.perf_counter() - started)
+            self._latency.observe(time.perf_counter() - started)
 
     def _stop(self, exc: BaseException) -> None:
         if not self._stopped.done():

@@ -52,7 +52,6 @@ class HubStatus:
         self.draining = False
         self.connections: dict[str, Connection] = {}
         self.connections_total: Counter[str] = Counter()
-        self.messages_in: Counter[str] = Counter()
         self.messages_out: Counter[str] = Counter()
         self.errors: Counter[tuple[str, str]] = Counter()
         self.latency: dict[str, Latency] = {}
@@ -64,12 +63,17 @@ class HubStatus:
     def disconnected(self, key: str) -> None:
         self.connections.pop(key, None)
 
-    def handled(self, protocol: str, seconds: float) -> None:
-        self.messages_in[protocol] += 1
+    def latency_for(self, protocol: str) -> Latency:
+        """The handler latency histogram of ``protocol``; consumers keep it and observe."""
         latency = self.latency.get(protocol)
         if latency is None:
             latency = self.latency[protocol] = Latency()
-        latency.observe(seconds)
+        return latency
+
+    @property
+    def messages_in(self) -> Counter[str]:
+        """Messages handled, by protocol: the histograms' counts, so one count per message."""
+        return Counter({protocol: sum(h.counts) for protocol, h in self.latency.items()})
 
     def error(self, protocol: str, kind: str) -> None:
         self.errors[(protocol, kind)] += 1

@@ -43,30 +43,36 @@ async def refuses_to_start(scope: Scope, receive: Receive, send: Send) -> None:
     await send({"type": "lifespan.startup.failed", "message": "database unreachable"})
 
 
-def bridge_echo():  # type: ignore[no-untyped-def]
+def bridge_echo(sign_with_pid: bool = False):  # type: ignore[no-untyped-def]
     """An MQTT consumer that answers each message on ``in/<x>`` with one on ``out/<x>``.
 
-    Built on first use: it needs Django settings (``--settings tests.settings``).
+    The answer is the payload and " via hub", or this process's id with
+    ``sign_with_pid``. Built on first use: it needs Django settings
+    (``--settings tests.settings``).
     """
     from hub.generic.mqtt import AsyncMqttConsumer
 
     class BridgeEcho(AsyncMqttConsumer):
         async def receive(self, message):  # type: ignore[no-untyped-def]
             suffix = message.topic.removeprefix("in/")
-            await self.publish(f"out/{suffix}", message.payload + b" via hub", qos=1)
+            answer = str(os.getpid()).encode() if sign_with_pid else message.payload + b" via hub"
+            await self.publish(f"out/{suffix}", answer, qos=1)
 
     return BridgeEcho.as_asgi()
 
 
 class _LazyBridgeEcho:
-    """``tests.apps:bridge_echo_app``: builds :func:`bridge_echo` when first called."""
+    """An ASGI app that builds :func:`bridge_echo` when first called."""
 
-    app = None
+    def __init__(self, sign_with_pid: bool = False) -> None:
+        self.sign_with_pid = sign_with_pid
+        self.app = None
 
     async def __call__(self, scope, receive, send):  # type: ignore[no-untyped-def]
         if self.app is None:
-            self.app = bridge_echo()
+            self.app = bridge_echo(self.sign_with_pid)
         await self.app(scope, receive, send)
 
 
 bridge_echo_app = _LazyBridgeEcho()
+bridge_pid_app = _LazyBridgeEcho(sign_with_pid=True)

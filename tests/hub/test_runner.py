@@ -235,3 +235,40 @@ class TestMqttBridge:
             if subscriber is not None:
                 subscriber.close()
             broker.close()
+
+    def test_two_worker_processes_split_a_shared_subscription_none_lost_or_doubled(
+        self, hub_process
+    ):
+        from tests.mosquitto import Mosquitto, Subscriber, mosquitto_available, publish_messages
+
+        if not mosquitto_available():
+            pytest.fail("mosquitto is not installed: run the README's test command")
+        broker = Mosquitto().start()
+        subscriber = None
+        try:
+            url = f"{broker.url}/?client_id=hub-split&subscribe=in/%23&qos=1&share=hub&version=5"
+            hub = hub_process(
+                "run",
+                "tests.apps:bridge_pid_app",
+                "--settings",
+                "tests.settings",
+                "--mqtt-bridge",
+                url,
+                "--workers",
+                "2",
+            )
+            ready = 0
+            for _ in range(2):
+                ready = hub.read_until("subscribing to $share/hub/in/#", after=ready)
+            subscriber = Subscriber(broker.port, "out/#")
+            count = 200
+            publish_messages(broker.port, [(f"in/{n}", b"x", 1) for n in range(count)])
+            answers = [subscriber.get() for _ in range(count)]
+            topics = sorted(int(m.topic.removeprefix("out/")) for m in answers)
+            assert topics == list(range(count)), "each message handled exactly once"
+            assert len({m.payload for m in answers}) == 2, "both worker processes took a share"
+            assert subscriber.messages.empty()
+        finally:
+            if subscriber is not None:
+                subscriber.close()
+            broker.close()

@@ -137,6 +137,30 @@ class TestAdmin:
 class TestDevicesOpenedByTheTest:
     """Clients the test itself opens: a paho-mqtt sensor and a raw TCP tracker."""
 
+    def test_a_reading_a_paho_client_publishes_appears_on_the_dashboard(self, demo, browser):
+        open_dashboard(browser, demo)
+        mqtt_url = urlsplit(next(u for u in demo.urls if u.startswith("mqtt://")))
+        device = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id="test-publisher", protocol=mqtt.MQTTv5
+        )
+        device.username_pw_set("sensor-1", "sensor-1-secret")
+        device.connect(mqtt_url.hostname, mqtt_url.port)
+        device.loop_start()
+        try:
+            device.publish("sensors/sensor-1/pressure", "3.25", qos=1).wait_for_publish(WAIT)
+            wait_for_text(browser, "feed", "sensor-1 pressure = 3.25")
+        finally:
+            device.loop_stop()
+            device.disconnect()
+
+    def test_a_line_sent_on_a_tcp_socket_appears_on_the_dashboard(self, demo, browser):
+        open_dashboard(browser, demo)
+        tcp_line = next(line for line in demo.output if "Be the tracker: nc " in line)
+        tcp_host, tcp_port = tcp_line.split("nc ")[1].split(",")[0].split()
+        with socket.create_connection((tcp_host, int(tcp_port)), timeout=WAIT) as tracker:
+            tracker.sendall(b"tracker-1 tracker-1-secret\nBATTERY 87%\n")
+            wait_for_text(browser, "feed", "tracker-1 says: BATTERY 87%")
+
     def test_admin_commands_reach_them_and_the_status_page_counts_them(self, demo, browser):
         mqtt_url = urlsplit(next(u for u in demo.urls if u.startswith("mqtt://")))
         tcp_line = next(line for line in demo.output if "Be the tracker: nc " in line)

@@ -26,9 +26,10 @@ cancelled and awaited, so nothing outlives ``wait_closed()``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
 from typing import Any
+
+from protocols.serving import ListeningServer
 
 from .config import HttpWsConfig
 from .http import HttpProtocol
@@ -36,7 +37,7 @@ from .listener import Listener
 from .messages import ASGIApp
 
 
-class HttpWsServer:
+class HttpWsServer(ListeningServer):
     """Serve one ASGI 3 application over HTTP/1.1 and WebSocket on one listener."""
 
     def __init__(
@@ -102,55 +103,3 @@ class HttpWsServer:
                 if isinstance(address, str)
                 else f"http {address[0]}:{address[1]}"
             )
-
-    @property
-    def sockets(self) -> tuple[socket.socket, ...]:
-        """The listening sockets (empty before ``start()``)."""
-        if self._server is None:
-            return ()
-        return tuple(self._server.sockets)
-
-    @property
-    def bound_addresses(self) -> list[Any]:
-        """``(host, port)`` per TCP socket (the real port when ``port=0``), or the unix path."""
-        return [
-            sock.getsockname()[:2] if sock.family != socket.AF_UNIX else sock.getsockname()
-            for sock in self.sockets
-        ]
-
-    @property
-    def connection_count(self) -> int:
-        return len(self._listener.connections) if self._listener else 0
-
-    def close(self) -> None:
-        """Stop accepting and ask every connection to finish (see the module docstring)."""
-        listener = self._listener
-        if listener is None or listener.closing:
-            return
-        listener.closing = True
-        assert self._server is not None
-        self._server.close()
-        for connection in list(listener.connections):
-            connection.shutdown()
-
-    async def wait_closed(self, grace_seconds: float | None = None) -> None:
-        """Wait for connections to finish, then abort the rest and cancel app tasks."""
-        listener = self._listener
-        if listener is None:
-            return
-        self.close()
-        grace = self.config.shutdown_grace if grace_seconds is None else grace_seconds
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(grace):
-                await listener.wait_idle()
-                if listener.tasks:
-                    await asyncio.wait(set(listener.tasks))
-        for connection in list(listener.connections):
-            connection.abort()
-        tasks = set(listener.tasks)
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
-        assert self._server is not None
-        await self._server.wait_closed()

@@ -27,13 +27,13 @@ messages, is the application's, on the channel layer).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import socket
 import ssl
 from typing import Any
 
 from protocols.http_ws.tls import server_tls_details
+from protocols.serving import ListeningServer
 
 from .config import MqttConfig
 from .messages import ASGIApp
@@ -150,7 +150,7 @@ class Listener:
         logger.log(_LEVELS[level], "%s %s", self.name, text, exc_info=exc_info)
 
 
-class MqttServer:
+class MqttServer(ListeningServer):
     """Serve one ASGI 3 application over MQTT 3.1.1 / 5.0 on one listener."""
 
     def __init__(
@@ -208,56 +208,3 @@ class MqttServer:
             address = self.bound_addresses[0]
             where = f"unix:{address}" if isinstance(address, str) else f"{address[0]}:{address[1]}"
             listener.name = f"mqtt {config.listener} {where}"
-
-    @property
-    def sockets(self) -> tuple[socket.socket, ...]:
-        """The listening sockets (empty before ``start()``)."""
-        if self._server is None:
-            return ()
-        return tuple(self._server.sockets)
-
-    @property
-    def bound_addresses(self) -> list[Any]:
-        """``(host, port)`` per TCP socket (the real port when ``port=0``), or the unix path."""
-        return [
-            sock.getsockname()[:2] if sock.family != socket.AF_UNIX else sock.getsockname()
-            for sock in self.sockets
-        ]
-
-    @property
-    def connection_count(self) -> int:
-        """Open connections, including those that have not sent CONNECT yet."""
-        return len(self._listener.connections) if self._listener else 0
-
-    def close(self) -> None:
-        """Stop accepting and close every connection (v5 DISCONNECT 0x8B)."""
-        listener = self._listener
-        if listener is None or listener.closing:
-            return
-        listener.closing = True
-        assert self._server is not None
-        self._server.close()
-        for connection in list(listener.connections):
-            connection.shutdown()
-
-    async def wait_closed(self, grace_seconds: float | None = None) -> None:
-        """Wait for connections and apps to finish, then abort the rest and cancel apps."""
-        listener = self._listener
-        if listener is None:
-            return
-        self.close()
-        grace = self.config.shutdown_grace if grace_seconds is None else grace_seconds
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(grace):
-                await listener.wait_idle()
-                if listener.tasks:
-                    await asyncio.wait(set(listener.tasks))
-        for connection in list(listener.connections):
-            connection.abort()
-        tasks = set(listener.tasks)
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
-        assert self._server is not None
-        await self._server.wait_closed()

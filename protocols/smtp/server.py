@@ -23,7 +23,6 @@ running is cancelled and awaited, so nothing outlives ``wait_closed()``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import socket
 import ssl
@@ -33,6 +32,7 @@ from typing import Any
 
 from protocols.http_ws.proxy import TrustedProxies
 from protocols.http_ws.tls import server_tls_details, tls_extension
+from protocols.serving import ListeningServer
 
 from . import replies
 from .config import SmtpConfig
@@ -144,7 +144,7 @@ class Listener:
         logger.info("%s %s: %s", self.name, peer, reason)
 
 
-class SmtpServer:
+class SmtpServer(ListeningServer):
     """Serve one ASGI application over SMTP (or LMTP) on one listener."""
 
     def __init__(
@@ -209,54 +209,6 @@ class SmtpServer:
                 else f"{protocol} {address[0]}:{address[1]}"
             )
 
-    @property
-    def sockets(self) -> tuple[socket.socket, ...]:
-        """The listening sockets (empty before ``start()``)."""
-        if self._server is None:
-            return ()
-        return tuple(self._server.sockets)
-
-    @property
-    def bound_addresses(self) -> list[Any]:
-        """``(host, port)`` per TCP socket (the real port when ``port=0``), or the unix path."""
-        return [
-            sock.getsockname()[:2] if sock.family != socket.AF_UNIX else sock.getsockname()
-            for sock in self.sockets
-        ]
-
-    @property
-    def session_count(self) -> int:
-        return len(self._listener.sessions) if self._listener else 0
-
-    def close(self) -> None:
-        """Stop accepting; idle sessions get 421 now, busy ones at their next command."""
-        listener = self._listener
-        if listener is None or listener.closing:
-            return
-        listener.closing = True
-        assert self._server is not None
-        self._server.close()
-        for session in list(listener.sessions):
-            session.shutdown()
-
-    async def wait_closed(self, grace_seconds: float | None = None) -> None:
-        """Wait for sessions to finish, then abort the rest and cancel app tasks."""
-        listener = self._listener
-        if listener is None:
-            return
-        self.close()
-        grace = self.config.shutdown_grace if grace_seconds is None else grace_seconds
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(grace):
-                await listener.wait_idle()
-                if listener.tasks:
-                    await asyncio.wait(set(listener.tasks))
-        for session in list(listener.sessions):
-            session.abort()
-        tasks = set(listener.tasks)
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
-        assert self._server is not None
-        await self._server.wait_closed()
+    def _connections(self) -> list[Any]:
+        assert self._listener is not None
+        return list(self._listener.sessions)

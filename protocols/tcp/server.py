@@ -20,7 +20,6 @@ context, counters, the read buffer, the log prefix); each connection is a
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import socket
 import ssl
@@ -28,6 +27,7 @@ from typing import Any
 
 from protocols.http_ws.proxy import TrustedProxies
 from protocols.http_ws.tls import server_tls_details
+from protocols.serving import ListeningServer
 
 from .config import TcpConfig
 from .connection import TcpConnection
@@ -98,7 +98,7 @@ class Listener:
         logger.info("%s %s: %s", self.name, peer, reason)
 
 
-class TcpServer:
+class TcpServer(ListeningServer):
     """Serve one ASGI 3 application over raw TCP on one listener (see the module docstring)."""
 
     def __init__(
@@ -163,56 +163,3 @@ class TcpServer:
             address = self.bound_addresses[0]
             where = f"unix:{address}" if isinstance(address, str) else f"{address[0]}:{address[1]}"
             listener.name = f"tcp {config.listener} {where}"
-
-    @property
-    def sockets(self) -> tuple[socket.socket, ...]:
-        """The listening sockets (empty before ``start()``)."""
-        if self._server is None:
-            return ()
-        return tuple(self._server.sockets)
-
-    @property
-    def bound_addresses(self) -> list[Any]:
-        """``(host, port)`` per TCP socket (the real port when ``port=0``), or the unix path."""
-        return [
-            sock.getsockname()[:2] if sock.family != socket.AF_UNIX else sock.getsockname()
-            for sock in self.sockets
-        ]
-
-    @property
-    def connection_count(self) -> int:
-        """Open connections, including those still in their TLS or PROXY handshake."""
-        return len(self._listener.connections) if self._listener else 0
-
-    def close(self) -> None:
-        """Stop accepting and close every connection (reason "shutdown")."""
-        listener = self._listener
-        if listener is None or listener.closing:
-            return
-        listener.closing = True
-        assert self._server is not None
-        self._server.close()
-        for connection in list(listener.connections):
-            connection.shutdown()
-
-    async def wait_closed(self, grace_seconds: float | None = None) -> None:
-        """Wait for connections and apps to finish, then abort the rest and cancel apps."""
-        listener = self._listener
-        if listener is None:
-            return
-        self.close()
-        grace = self.config.shutdown_grace if grace_seconds is None else grace_seconds
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(grace):
-                await listener.wait_idle()
-                if listener.tasks:
-                    await asyncio.wait(set(listener.tasks))
-        for connection in list(listener.connections):
-            connection.abort()
-        tasks = set(listener.tasks)
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
-        assert self._server is not None
-        await self._server.wait_closed()

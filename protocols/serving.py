@@ -1,0 +1,87 @@
+"""What every hub protocol server shares once it listens: sockets, addresses, shutdown.
+
+Each protocol's server (HTTP/WebSocket, MQTT, SMTP, TCP) binds in its own
+``start()``, setting ``_server`` (the ``asyncio.Server``) and ``_listener``:
+an object with ``closing``, ``tasks`` (the application tasks) and
+``wait_idle()``, and whose connections (:meth:`ListeningServer._connections`)
+have ``shutdown()`` (finish what is in flight, then close with the protocol's
+goodbye: WebSocket 1001, MQTT 0x8B, SMTP 421, TCP reason "shutdown") and
+``abort()``. The rest, the shutdown sequence above all, is here once:
+
+1. ``close()``: stop accepting and ask every connection to finish;
+2. ``wait_closed(grace)``: wait for them and their applications, at most the
+   grace period; then abort the connections left and cancel and await every
+   application task, so nothing outlives the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from typing import Any
+
+
+class ListeningServer:
+    """The listening half of a protocol server (see the module docstring)."""
+
+    config: Any
+    _server: asyncio.Server | None
+    _listener: Any
+
+    def _connections(self) -> list[Any]:
+        """The open connections; a protocol whose listener names them otherwise overrides it."""
+        return list(self._listener.connections)
+
+    @property
+    def sockets(self) -> tuple[socket.socket, ...]:
+        """The listening sockets (empty before ``start()``)."""
+        if self._server is None:
+            return ()
+        return tuple(self._server.sockets)
+
+    @property
+    def bound_addresses(self) -> list[Any]:
+        """``(host, port)`` per TCP socket (the real port when ``port=0``), or the unix path."""
+        return [
+            sock.getsockname()[:2] if sock.family != socket.AF_UNIX else sock.getsockname()
+            for sock in self.sockets
+        ]
+
+    @property
+    def connection_count(self) -> int:
+        """Open connections, including those still in their handshake."""
+        return len(self._connections()) if self._listener is not None else 0
+
+    def close(self) -> None:
+        """Stop accepting and ask every connection to finish."""
+        listener = self._listener
+        if listener is None or listener.closing:
+            return
+        listener.closing = True
+        assert self._server is not None
+        self._server.close()
+        for connection in self._connections():
+            connection.shutdown()
+
+    async def wait_closed(self, grace_seconds: float | None = None) -> None:
+        """Wait for connections to finish, then abort the rest and cancel application tasks."""
+        listener = self._listener
+        if listener is None:
+            return
+        self.close()
+        grace = self.config.shutdown_grace if grace_seconds is None else grace_seconds
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(grace):
+                await listener.wait_idle()
+                if listener.tasks:
+                    await asyncio.wait(set(listener.tasks))
+        for connection in self._connections():
+            connection.abort()
+        tasks = set(listener.tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        assert self._server is not None
+        await self._server.wait_closed()

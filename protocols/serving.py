@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+from collections.abc import Callable
 from typing import Any
 
 
@@ -28,6 +29,37 @@ class ListeningServer:
     config: Any
     _server: asyncio.Server | None
     _listener: Any
+
+    async def _listen(
+        self,
+        factory: Callable[[], asyncio.BaseProtocol],
+        sock: socket.socket | None,
+        **options: Any,
+    ) -> None:
+        """Serve ``factory`` on ``sock`` (workers), else on the config's ``uds`` or host and port.
+
+        ``options`` go to asyncio's ``create_server`` (``ssl``, handshake timeout).
+        """
+        loop = asyncio.get_running_loop()
+        options["backlog"] = self.config.backlog
+        if sock is not None:
+            unix = sock.family == socket.AF_UNIX
+            create = loop.create_unix_server if unix else loop.create_server
+            self._server = await create(factory, sock=sock, **options)
+        elif self.config.uds is not None:
+            self._server = await loop.create_unix_server(factory, path=self.config.uds, **options)
+        else:
+            self._server = await loop.create_server(
+                factory, self.config.host, self.config.port, **options
+            )
+
+    def _where(self) -> str | None:
+        """The first bound address as log lines name it: ``host:port`` or ``unix:PATH``."""
+        addresses = self.bound_addresses
+        if not addresses:
+            return None
+        address = addresses[0]
+        return f"unix:{address}" if isinstance(address, str) else f"{address[0]}:{address[1]}"
 
     def _connections(self) -> list[Any]:
         """The open connections; a protocol whose listener names them otherwise overrides it."""

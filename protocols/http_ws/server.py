@@ -71,7 +71,6 @@ class HttpWsServer(ListeningServer):
             ssl.SSLError: if the TLS certificate or key cannot be loaded.
         """
         config = self.config
-        loop = asyncio.get_running_loop()
         ssl_context = config.create_ssl_context()
         listener = Listener(self.app, config, self.lifespan_state, ssl_context)
         self._listener = listener
@@ -79,27 +78,7 @@ class HttpWsServer(ListeningServer):
         def factory() -> HttpProtocol:
             return HttpProtocol(listener)
 
-        if self._sock is not None:
-            if self._sock.family == socket.AF_UNIX:
-                self._server = await loop.create_unix_server(
-                    factory, sock=self._sock, ssl=ssl_context, backlog=config.backlog
-                )
-            else:
-                self._server = await loop.create_server(
-                    factory, sock=self._sock, ssl=ssl_context, backlog=config.backlog
-                )
-        elif config.uds is not None:
-            self._server = await loop.create_unix_server(
-                factory, path=config.uds, ssl=ssl_context, backlog=config.backlog
-            )
-        else:
-            self._server = await loop.create_server(
-                factory, config.host, config.port, ssl=ssl_context, backlog=config.backlog
-            )
-        if config.name is None and self.bound_addresses:
-            address = self.bound_addresses[0]
-            listener.name = (
-                f"http unix:{address}"
-                if isinstance(address, str)
-                else f"http {address[0]}:{address[1]}"
-            )
+        await self._listen(factory, self._sock, ssl=ssl_context)
+        where = self._where()
+        if config.name is None and where is not None:
+            listener.name = f"http {where}"

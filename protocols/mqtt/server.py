@@ -184,7 +184,6 @@ class MqttServer(ListeningServer):
             ssl.SSLError: if the TLS certificate or key cannot be loaded.
         """
         config = self.config
-        loop = asyncio.get_running_loop()
         context = config.create_ssl_context()
         listener = Listener(self.app, config, self.lifespan_state, context)
         self._listener = listener
@@ -192,19 +191,10 @@ class MqttServer(ListeningServer):
         def factory() -> MqttProtocol:
             return MqttProtocol(listener)
 
-        options: dict[str, Any] = {"backlog": config.backlog, "ssl": context}
+        options: dict[str, Any] = {"ssl": context}
         if context is not None:
             options["ssl_handshake_timeout"] = config.connect_timeout
-        if self._sock is not None:
-            if self._sock.family == socket.AF_UNIX:
-                self._server = await loop.create_unix_server(factory, sock=self._sock, **options)
-            else:
-                self._server = await loop.create_server(factory, sock=self._sock, **options)
-        elif config.uds is not None:
-            self._server = await loop.create_unix_server(factory, path=config.uds, **options)
-        else:
-            self._server = await loop.create_server(factory, config.host, config.port, **options)
-        if self.bound_addresses:
-            address = self.bound_addresses[0]
-            where = f"unix:{address}" if isinstance(address, str) else f"{address[0]}:{address[1]}"
+        await self._listen(factory, self._sock, **options)
+        where = self._where()
+        if where is not None:
             listener.name = f"mqtt {config.listener} {where}"

@@ -180,7 +180,6 @@ class SmtpServer(ListeningServer):
             ssl.SSLError: the certificate or key cannot be loaded.
         """
         config = self.config
-        loop = asyncio.get_running_loop()
         ssl_context = config.create_ssl_context()
         listener = Listener(self.app, config, self.lifespan_state, ssl_context)
         self._listener = listener
@@ -190,24 +189,10 @@ class SmtpServer(ListeningServer):
         def factory() -> SmtpSession:
             return session_class(listener)
 
-        options: dict[str, Any] = {"ssl": implicit, "backlog": config.backlog}
-        if self._sock is not None:
-            if self._sock.family == socket.AF_UNIX:
-                self._server = await loop.create_unix_server(factory, sock=self._sock, **options)
-            else:
-                self._server = await loop.create_server(factory, sock=self._sock, **options)
-        elif config.uds is not None:
-            self._server = await loop.create_unix_server(factory, path=config.uds, **options)
-        else:
-            self._server = await loop.create_server(factory, config.host, config.port, **options)
-        if config.name is None and self.bound_addresses:
-            address = self.bound_addresses[0]
-            protocol = "lmtp" if config.lmtp else "smtp"
-            listener.name = (
-                f"{protocol} unix:{address}"
-                if isinstance(address, str)
-                else f"{protocol} {address[0]}:{address[1]}"
-            )
+        await self._listen(factory, self._sock, ssl=implicit)
+        where = self._where()
+        if config.name is None and where is not None:
+            listener.name = f"{'lmtp' if config.lmtp else 'smtp'} {where}"
 
     def _connections(self) -> list[Any]:
         assert self._listener is not None

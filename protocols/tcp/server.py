@@ -132,7 +132,6 @@ class TcpServer(ListeningServer):
             ssl.SSLError: if the TLS certificate or key cannot be loaded.
         """
         config = self.config
-        loop = asyncio.get_running_loop()
         listener = Listener(self.app, config, self.lifespan_state, config.create_ssl_context())
         self._listener = listener
 
@@ -142,24 +141,7 @@ class TcpServer(ListeningServer):
         tls: dict[str, Any] = {}
         if listener.ssl_context is not None and not listener.start_tls:
             tls = {"ssl": listener.ssl_context, "ssl_handshake_timeout": config.handshake_timeout}
-        if self._sock is not None:
-            if self._sock.family == socket.AF_UNIX:
-                self._server = await loop.create_unix_server(
-                    factory, sock=self._sock, backlog=config.backlog, **tls
-                )
-            else:
-                self._server = await loop.create_server(
-                    factory, sock=self._sock, backlog=config.backlog, **tls
-                )
-        elif config.uds is not None:
-            self._server = await loop.create_unix_server(
-                factory, path=config.uds, backlog=config.backlog, **tls
-            )
-        else:
-            self._server = await loop.create_server(
-                factory, config.host, config.port, backlog=config.backlog, **tls
-            )
-        if self.bound_addresses:
-            address = self.bound_addresses[0]
-            where = f"unix:{address}" if isinstance(address, str) else f"{address[0]}:{address[1]}"
+        await self._listen(factory, self._sock, **tls)
+        where = self._where()
+        if where is not None:
             listener.name = f"tcp {config.listener} {where}"

@@ -50,7 +50,7 @@ def prepare() -> None:
         defaults={
             "kind": Device.Kind.MQTT,
             "token": "sensor-1-secret",
-            "allowed_topics": "sensors/sensor-1/#",
+            "allowed_topics": "sensors/sensor-1/#\ncommands/sensor-1",
         },
     )
     Device.objects.get_or_create(

@@ -153,6 +153,27 @@ class TestDevicesOpenedByTheTest:
             device.loop_stop()
             device.disconnect()
 
+    def test_a_device_may_publish_only_to_its_allowed_topics(self, demo):
+        mqtt_url = urlsplit(next(u for u in demo.urls if u.startswith("mqtt://")))
+        answers: queue.Queue[int] = queue.Queue()
+        device = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id="test-acl", protocol=mqtt.MQTTv5
+        )
+        device.username_pw_set("sensor-1", "sensor-1-secret")
+        device.on_publish = lambda client, userdata, mid, reason, properties: answers.put(
+            reason.value
+        )
+        device.connect(mqtt_url.hostname, mqtt_url.port)
+        device.loop_start()
+        try:
+            device.publish("sensors/sensor-1/temperature", "20.5", qos=1)
+            assert answers.get(timeout=WAIT) == 0x00
+            device.publish("sensors/someone-else/temperature", "99", qos=1)
+            assert answers.get(timeout=WAIT) == 0x87, "Not authorized"
+        finally:
+            device.loop_stop()
+            device.disconnect()
+
     def test_a_line_sent_on_a_tcp_socket_appears_on_the_dashboard(self, demo, browser):
         open_dashboard(browser, demo)
         tcp_line = next(line for line in demo.output if "Be the tracker: nc " in line)

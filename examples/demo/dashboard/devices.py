@@ -13,6 +13,7 @@ from dashboard.models import Device, DeviceMessage, EmailAttachment, InboundEmai
 from hub.generic.mqtt import AsyncMqttConsumer, TopicRouter, topic
 from hub.generic.smtp import AsyncSmtpConsumer
 from hub.generic.tcp import AsyncLineConsumer
+from protocols.mqtt.topics import topic_matches
 
 
 class SensorConsumer(AsyncMqttConsumer):
@@ -39,10 +40,10 @@ class SensorConsumer(AsyncMqttConsumer):
         await publish("device", device=self.user.name, text="connected over MQTT")
 
     async def authorize_publish(self, topic_name):
-        return topic_name.startswith(f"sensors/{self.user.name}/")
+        return any(topic_matches(allowed, topic_name) for allowed in self.user.topic_filters)
 
     async def authorize_subscribe(self, topic_filter, qos):
-        return topic_filter == f"commands/{self.user.name}"
+        return topic_filter in self.user.topic_filters
 
     async def reading(self, message, device, metric):
         value = float(message.text)

@@ -22,6 +22,11 @@ class Device(models.Model):
         return self.name
 
     @property
+    def topic_filters(self) -> list[str]:
+        """The MQTT topic filters this device may publish to or subscribe to."""
+        return [line.strip() for line in self.allowed_topics.splitlines() if line.strip()]
+
+    @property
     def group(self) -> str:
         """The channel layer group a device's connection joins, for commands."""
         return f"device.{self.name}"

@@ -24,11 +24,37 @@ from typing import Any
 
 
 class ListeningServer:
-    """The listening half of a protocol server (see the module docstring)."""
+    """The listening half of a protocol server (see the module docstring).
 
+    Args:
+        app: an ASGI 3 application speaking the server's protocol (its spec is
+            in ``docs/specs/``).
+        config: addresses, limits and timeouts; defaults to ``config_class()``.
+        lifespan_state: the ``state`` dict filled during lifespan startup; a copy
+            goes into every scope. ``None`` leaves ``state`` out of scopes.
+        sock: an already bound socket (worker processes); ``config.host``,
+            ``port`` and ``uds`` are then ignored.
+    """
+
+    #: The protocol's config dataclass, built with its defaults when none is given.
+    config_class: type[Any]
     config: Any
-    _server: asyncio.Server | None
     _listener: Any
+
+    def __init__(
+        self,
+        app: Any,
+        config: Any = None,
+        *,
+        lifespan_state: dict[str, Any] | None = None,
+        sock: socket.socket | None = None,
+    ) -> None:
+        self.config = config or self.config_class()
+        self.app = app
+        self.lifespan_state = lifespan_state
+        self._sock = sock
+        self._server: asyncio.Server | None = None
+        self._listener = None
 
     async def _listen(
         self,

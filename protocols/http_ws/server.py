@@ -25,43 +25,19 @@ cancelled and awaited, so nothing outlives ``wait_closed()``.
 
 from __future__ import annotations
 
-import asyncio
-import socket
-from typing import Any
-
 from protocols.serving import ListeningServer
 
 from .config import HttpWsConfig
 from .http import HttpProtocol
 from .listener import Listener
-from .messages import ASGIApp
 
 
 class HttpWsServer(ListeningServer):
     """Serve one ASGI 3 application over HTTP/1.1 and WebSocket on one listener."""
 
-    def __init__(
-        self,
-        app: ASGIApp,
-        config: HttpWsConfig | None = None,
-        *,
-        lifespan_state: dict[str, Any] | None = None,
-        sock: socket.socket | None = None,
-    ) -> None:
-        """Args:
-        app: any ASGI 3 application.
-        config: addresses, limits and timeouts; defaults to ``HttpWsConfig()``.
-        lifespan_state: the ``state`` dict filled during lifespan startup; a copy
-            goes into every scope. ``None`` leaves ``state`` out of scopes.
-        sock: an already bound listening socket (shared by worker processes);
-            ``config.host``/``port``/``uds`` are then ignored.
-        """
-        self.config = config or HttpWsConfig()
-        self.app = app
-        self.lifespan_state = lifespan_state
-        self._sock = sock
-        self._server: asyncio.Server | None = None
-        self._listener: Listener | None = None
+    config_class = HttpWsConfig
+    config: HttpWsConfig
+    _listener: Listener | None
 
     async def start(self) -> None:
         """Bind and start accepting connections.

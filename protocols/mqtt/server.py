@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import ssl
 from typing import Any
 
@@ -153,28 +152,9 @@ class Listener:
 class MqttServer(ListeningServer):
     """Serve one ASGI 3 application over MQTT 3.1.1 / 5.0 on one listener."""
 
-    def __init__(
-        self,
-        app: ASGIApp,
-        config: MqttConfig | None = None,
-        *,
-        lifespan_state: dict[str, Any] | None = None,
-        sock: socket.socket | None = None,
-    ) -> None:
-        """Args:
-        app: any ASGI 3 application that speaks the MQTT extension spec.
-        config: address, limits, TLS; defaults to ``MqttConfig()``.
-        lifespan_state: the ``state`` dict filled during lifespan startup; a copy
-            goes into every scope. ``None`` leaves ``state`` out of scopes.
-        sock: an already bound listening socket (shared by worker processes);
-            ``config.host``/``port``/``uds`` are then ignored.
-        """
-        self.config = config or MqttConfig()
-        self.app = app
-        self.lifespan_state = lifespan_state
-        self._sock = sock
-        self._server: asyncio.Server | None = None
-        self._listener: Listener | None = None
+    config_class = MqttConfig
+    config: MqttConfig
+    _listener: Listener | None
 
     async def start(self) -> None:
         """Bind and start accepting connections.

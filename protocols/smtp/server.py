@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import ssl
 from collections import Counter
 from collections.abc import Coroutine
@@ -147,28 +146,9 @@ class Listener:
 class SmtpServer(ListeningServer):
     """Serve one ASGI application over SMTP (or LMTP) on one listener."""
 
-    def __init__(
-        self,
-        app: ASGIApp,
-        config: SmtpConfig | None = None,
-        *,
-        lifespan_state: dict[str, Any] | None = None,
-        sock: socket.socket | None = None,
-    ) -> None:
-        """Args:
-        app: any ASGI 3 application that speaks the SMTP spec (``docs/specs/smtp.md``).
-        config: addresses, limits, timeouts and modes; defaults to ``SmtpConfig()``.
-        lifespan_state: the ``state`` dict filled during lifespan startup; a copy
-            goes into every scope. ``None`` leaves ``state`` out of scopes.
-        sock: an already bound listening socket (shared by worker processes);
-            ``config.host``/``port``/``uds`` are then ignored.
-        """
-        self.config = config or SmtpConfig()
-        self.app = app
-        self.lifespan_state = lifespan_state
-        self._sock = sock
-        self._server: asyncio.Server | None = None
-        self._listener: Listener | None = None
+    config_class = SmtpConfig
+    config: SmtpConfig
+    _listener: Listener | None
 
     async def start(self) -> None:
         """Bind and start accepting sessions.

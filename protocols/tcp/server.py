@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import ssl
 from typing import Any
 
@@ -101,28 +100,9 @@ class Listener:
 class TcpServer(ListeningServer):
     """Serve one ASGI 3 application over raw TCP on one listener (see the module docstring)."""
 
-    def __init__(
-        self,
-        app: ASGIApp,
-        config: TcpConfig | None = None,
-        *,
-        lifespan_state: dict[str, Any] | None = None,
-        sock: socket.socket | None = None,
-    ) -> None:
-        """Args:
-        app: any ASGI 3 application that speaks the TCP extension spec.
-        config: address, framing, limits; defaults to ``TcpConfig()``.
-        lifespan_state: the ``state`` dict filled during lifespan startup; a copy
-            goes into every scope. ``None`` leaves ``state`` out of scopes.
-        sock: an already bound listening socket (shared by worker processes);
-            ``config.host``/``port``/``uds`` are then ignored.
-        """
-        self.config = config or TcpConfig()
-        self.app = app
-        self.lifespan_state = lifespan_state
-        self._sock = sock
-        self._server: asyncio.Server | None = None
-        self._listener: Listener | None = None
+    config_class = TcpConfig
+    config: TcpConfig
+    _listener: Listener | None
 
     async def start(self) -> None:
         """Bind and start accepting connections.

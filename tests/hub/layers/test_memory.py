@@ -8,8 +8,10 @@ runs every test on this layer and on the Redis layer.
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import pytest
+from asgiref.sync import async_to_sync
 
 from hub.layers import InMemoryChannelLayer
 from hub.layers import memory as memory_module
@@ -60,3 +62,17 @@ class TestNames:
     def test_receive_of_a_specific_name_must_end_at_the_bang(self, layer):
         with pytest.raises(TypeError, match="must end at the '!'"):
             layer.require_valid_channel_name("specific!abc", receive=True)
+
+
+class TestOtherThreads:
+    async def test_a_sender_in_another_thread_wakes_a_receiver_on_this_loop(self, layer):
+        receiving = asyncio.create_task(layer.receive("test.channel"))
+        await asyncio.sleep(0)
+
+        def from_a_thread() -> None:
+            async_to_sync(layer.send)("test.channel", {"type": "from.thread"})
+
+        thread = threading.Thread(target=from_a_thread)
+        thread.start()
+        assert await asyncio.wait_for(receiving, 5) == {"type": "from.thread"}
+        thread.join()

@@ -166,11 +166,9 @@ class AsyncConsumer:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self.scope = scope
         self.channel_layer = get_channel_layer(self.channel_layer_alias)
-        sources: list[Callable[[], Awaitable[Message]]] = [receive]
         if self.channel_layer is not None:
             self.channel_name = await self.channel_layer.new_channel()
             self.channel_receive = functools.partial(self.channel_layer.receive, self.channel_name)
-            sources.append(self.channel_receive)
         self._server_send = send
         self._outbound: OutboundQueue | None = None
         async_send: Callable[[Message], Awaitable[None]] = send
@@ -197,9 +195,18 @@ class AsyncConsumer:
                 channel_name=getattr(self, "channel_name", None),
             )
         )
+        # The client's messages are read in this task, the channel layer's in a
+        # task of its own: one task per connection less than a pump per source.
+        self._main: asyncio.Task[Any] | None = asyncio.current_task()
         try:
-            for source in sources:
-                self._start(self._pump(source))
+            if self.channel_layer is not None:
+                self._start(self._pump(self.channel_receive))
+            try:
+                await self._pump(receive)
+            except asyncio.CancelledError:
+                # _stop() interrupts this task when another one stopped the consumer.
+                if not self._stopped.done() or self._main is None or self._main.uncancel():
+                    raise
             await self._stopped
         except StopConsumer:
             pass
@@ -292,21 +299,38 @@ class AsyncConsumer:
 
     async def _pump(self, source: Callable[[], Awaitable[Message]]) -> None:
         """Read messages from one source and run their handlers, until told to stop."""
+        stopped = self._stopped
         try:
             if self.max_concurrent_handlers == 1:
-                while True:
+                # _handle() inlined: this is the path of every message.
+                handlers, plain = self._handlers, self._plain_dispatch
+                observe, clock = self._latency.observe, time.perf_counter
+                while not stopped.done():
                     message = await source()
                     if self._busy:
                         await self._wait_for_turn()
                     else:
                         self._busy = True
+                    started = clock()
                     try:
-                        await self._handle(message)
+                        if plain:
+                            handler = handlers.get(message.get("type"))
+                            await (handler or self._handler_for(message))(self, message)
+                        else:
+                            await self.dispatch(message)
+                    except StopConsumer:
+                        raise
+                    except Exception as exc:
+                        await self._crashed(message, exc)
                     finally:
-                        self._pass_turn()
+                        observe(clock() - started)
+                        if self._turns:
+                            self._pass_turn()
+                        else:
+                            self._busy = False
             else:
                 slots = self._slots
-                while True:
+                while not stopped.done():
                     message = await source()
                     await slots.acquire()
                     self._start(self._handle_concurrently(message))
@@ -353,29 +377,37 @@ class AsyncConsumer:
         started = time.perf_counter()
         try:
             if self._plain_dispatch:
-                await self._handler_for(message)(self, message)
+                handler = self._handlers.get(message.get("type")) or self._handler_for(message)
+                await handler(self, message)
             else:
                 await self.dispatch(message)
         except StopConsumer:
             raise
         except Exception as exc:
-            STATUS.error(self._protocol, "crash")
-            logger.error(
-                "%s crashed handling %r: %s: %s",
-                self._describe(),
-                message.get("type"),
-                type(exc).__name__,
-                exc,
-                exc_info=exc,
-            )
-            await self._farewell(CRASH_REPLIES)
-            raise StopConsumer from exc
+            await self._crashed(message, exc)
         finally:
             self._latency.observe(time.perf_counter() - started)
+
+    async def _crashed(self, message: Message, exc: Exception) -> None:
+        """A handler raised: log it, send the client its protocol's error, stop."""
+        STATUS.error(self._protocol, "crash")
+        logger.error(
+            "%s crashed handling %r: %s: %s",
+            self._describe(),
+            message.get("type"),
+            type(exc).__name__,
+            exc,
+            exc_info=exc,
+        )
+        await self._farewell(CRASH_REPLIES)
+        raise StopConsumer from exc
 
     def _stop(self, exc: BaseException) -> None:
         if not self._stopped.done():
             self._stopped.set_exception(exc)
+            main = self._main
+            if main is not None and main is not asyncio.current_task():
+                main.cancel()
 
     async def _queued_send(self, message: Message) -> None:
         assert self._outbound is not None
@@ -399,6 +431,9 @@ class AsyncConsumer:
     async def _shutdown(self) -> None:
         """Stop every task of this consumer, leave its groups and the status registry."""
         STATUS.disconnected(self._status_key)
+        if self._stopped.done():
+            # Acted on, even when a cancellation overtook it.
+            self._stopped.exception()
         current = asyncio.current_task()
         tasks = [t for t in self._tasks if t is not current]
         for task in tasks:

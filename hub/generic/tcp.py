@@ -43,6 +43,7 @@ from hub.exceptions import (
     InvalidChannelLayerError,
     StopConsumer,
 )
+from hub.status import STATUS
 from hub.types import Message
 
 logger = logging.getLogger("hub.tcp")
@@ -239,8 +240,9 @@ class AsyncLineConsumer(AsyncTcpConsumer):
 
     async def send_line(self, line: str) -> None:
         """Send one line; the listener appends the delimiter."""
-        encoded = line.encode(self.encoding, self.errors)
-        await AsyncConsumer.send(self, {"type": "tcp.send", "bytes": encoded})
+        # AsyncConsumer.send() inlined: a line device's every reply passes here.
+        STATUS.messages_out["tcp"] += 1
+        await self.base_send({"type": "tcp.send", "bytes": line.encode(self.encoding, self.errors)})
 
 
 class AsyncJsonLinesConsumer(AsyncLineConsumer):

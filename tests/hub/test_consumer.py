@@ -377,6 +377,52 @@ class TestCleanup:
         assert await get_channel_layer().group_count("cancelled") == 0
 
 
+class Stoppable(AsyncWebsocketConsumer):
+    """Tells the client its channel name; a ``layer.stop`` stops it (cancelling ``also``)."""
+
+    also: asyncio.Future[None] | None = None
+
+    async def connect(self):
+        await self.accept()
+        await self.send(text_data=self.channel_name)
+
+    async def layer_stop(self, event):
+        if self.also is not None:
+            self.also.cancel()
+        raise StopConsumer
+
+
+class TestTasks:
+    async def test_a_connection_costs_one_task_beyond_its_own_for_the_channel_layer(self):
+        before = asyncio.all_tasks()
+        communicator = WebsocketCommunicator(EchoConsumer.as_asgi(), "/")
+        await communicator.connect()
+        started = asyncio.all_tasks() - before - {asyncio.current_task()}
+        assert len(started) == 2
+        assert communicator.future in started
+        await communicator.disconnect()
+
+    async def test_a_stop_from_a_layer_handler_ends_a_consumer_whose_client_is_silent(self):
+        communicator = WebsocketCommunicator(Stoppable.as_asgi(), "/")
+        await communicator.connect()
+        channel_name = await communicator.receive_from()
+        await get_channel_layer().send(channel_name, {"type": "layer.stop"})
+        await asyncio.wait_for(communicator.future, 5)
+        assert communicator.future.exception() is None
+
+    async def test_the_servers_cancellation_wins_over_a_stop_at_the_same_moment(self):
+        communicator = WebsocketCommunicator(Stoppable.as_asgi(), "/")
+        Stoppable.also = communicator.future
+        try:
+            await communicator.connect()
+            channel_name = await communicator.receive_from()
+            await get_channel_layer().send(channel_name, {"type": "layer.stop"})
+            with pytest.raises(asyncio.CancelledError):
+                await asyncio.wait_for(communicator.future, 5)
+        finally:
+            Stoppable.also = None
+
+
 class TestServedAlone:
     async def test_a_consumer_served_as_the_whole_app_completes_lifespan(self):
         communicator = ApplicationCommunicator(EchoConsumer.as_asgi(), {"type": "lifespan"})

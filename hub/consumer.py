@@ -314,7 +314,7 @@ class AsyncConsumer:
                     started = clock()
                     try:
                         if plain:
-                            handler = handlers.get(message.get("type"))
+                            handler = handlers.get(message.get("type", ""))
                             await (handler or self._handler_for(message))(self, message)
                         else:
                             await self.dispatch(message)
@@ -377,7 +377,7 @@ class AsyncConsumer:
         started = time.perf_counter()
         try:
             if self._plain_dispatch:
-                handler = self._handlers.get(message.get("type")) or self._handler_for(message)
+                handler = self._handlers.get(message.get("type", "")) or self._handler_for(message)
                 await handler(self, message)
             else:
                 await self.dispatch(message)

@@ -35,7 +35,6 @@ import asyncio
 import functools
 import logging
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
@@ -181,8 +180,11 @@ class AsyncConsumer:
         self._stopped: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._tasks: set[asyncio.Task[None]] = set()
         self._busy = False
-        self._turns: deque[asyncio.Future[None]] = deque()
-        self._slots = asyncio.Semaphore(self.max_concurrent_handlers)
+        # Pumps waiting for their turn: at most one per source, so a list (an
+        # empty deque is 760 bytes, on every connection).
+        self._turns: list[asyncio.Future[None]] = []
+        if self.max_concurrent_handlers > 1:
+            self._slots = asyncio.Semaphore(self.max_concurrent_handlers)
         self._protocol = str(scope.get("type", "?"))
         self._latency = STATUS.latency_for(self._protocol)
         self._status_key = getattr(self, "channel_name", None) or f"{id(self):x}"
@@ -357,7 +359,7 @@ class AsyncConsumer:
     def _pass_turn(self) -> None:
         turns = self._turns
         while turns:
-            turn = turns.popleft()
+            turn = turns.pop(0)
             if not turn.done():
                 turn.set_result(None)
                 return

@@ -50,12 +50,25 @@ SWEEP_INTERVAL = 10.0
 
 
 class _Channel:
+    """A channel's queued messages and waiting receivers.
+
+    Most channels are a consumer waiting for its next message: the queue is
+    made on the first message that finds nobody waiting, and the waiters are a
+    list (an empty deque is 760 bytes; one per connection adds up).
+    """
+
     __slots__ = ("capacity", "messages", "waiters")
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self.messages: deque[tuple[float, Message]] = deque()
-        self.waiters: deque[asyncio.Future[Message]] = deque()
+        self.messages: deque[tuple[float, Message]] | None = None
+        self.waiters: list[asyncio.Future[Message]] = []
+
+    def queue(self) -> deque[tuple[float, Message]]:
+        """The message queue, made when first needed."""
+        if self.messages is None:
+            self.messages = deque()
+        return self.messages
 
 
 _ATOMS = (str, bytes, int, float, bool, type(None))
@@ -158,10 +171,10 @@ class InMemoryChannelLayer(BaseChannelLayer):
             return await waiter
         except asyncio.CancelledError:
             if waiter.done() and not waiter.cancelled():
-                messages.appendleft((time.monotonic() + self.expiry, waiter.result()))
+                state.queue().appendleft((time.monotonic() + self.expiry, waiter.result()))
             else:
                 state.waiters.remove(waiter)
-            if not messages and not state.waiters and self._channels.get(channel) is state:
+            if not state.messages and not state.waiters and self._channels.get(channel) is state:
                 del self._channels[channel]
             raise
 
@@ -174,7 +187,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
     async def flush(self) -> None:
         """Drop every queued message and group; receivers stay waiting."""
         for state in self._channels.values():
-            state.messages.clear()
+            state.messages = None
         self._groups.clear()
         self._memberships.clear()
 
@@ -241,7 +254,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
             state = self._channels[channel] = _Channel(self.get_capacity(channel))
         waiters = state.waiters
         while waiters:
-            waiter = waiters.popleft()
+            waiter = waiters.pop(0)
             if waiter.done():
                 continue
             loop = waiter.get_loop()
@@ -250,7 +263,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
             else:
                 loop.call_soon_threadsafe(self._hand_over, channel, state, waiter, message)
             return
-        messages = state.messages
+        messages = state.queue()
         if len(messages) >= state.capacity:
             while messages and messages[0][0] <= now:
                 messages.popleft()
@@ -267,7 +280,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
     ) -> None:
         """Complete ``waiter`` on its own loop, or queue ``message`` if it gave up."""
         if waiter.done():
-            state.messages.appendleft((time.monotonic() + self.expiry, message))
+            state.queue().appendleft((time.monotonic() + self.expiry, message))
             self._channels.setdefault(channel, state)
         else:
             waiter.set_result(message)

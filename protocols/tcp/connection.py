@@ -68,6 +68,37 @@ EXPECTED: dict[Phase, tuple[str, ...]] = {
 class TcpConnection(asyncio.BufferedProtocol):
     """One TCP connection, from accept to close, and its application instance."""
 
+    # One per device, often idle for hours: slots keep it small.
+    __slots__ = (
+        "client",
+        "config",
+        "counted",
+        "counted_host",
+        "disconnect",
+        "early",
+        "encode",
+        "flow",
+        "framer",
+        "last_read",
+        "listener",
+        "loop",
+        "peer",
+        "peer_eof",
+        "phase",
+        "proxy",
+        "proxy_parser",
+        "queue",
+        "reason",
+        "reason_message",
+        "scope",
+        "server",
+        "started",
+        "timer",
+        "tls",
+        "transport",
+        "waiter",
+    )
+
     def __init__(self, listener: Listener) -> None:
         self.listener = listener
         self.config = listener.config
@@ -85,7 +116,9 @@ class TcpConnection(asyncio.BufferedProtocol):
         self.proxy_parser: ProxyHeaderParser | None = None
         self.proxy: dict[str, Any] | None = None
         self.tls: dict[str, Any] | None = None
-        self.queue: deque[Message] = deque()
+        # Messages for the app; made when one arrives, dropped when the app has
+        # taken them all, so an idle connection holds none (a deque is 760 bytes).
+        self.queue: deque[Message] | None = None
         self.waiter: asyncio.Future[None] | None = None
         self.disconnect: Message | None = None
         self.reason: DisconnectReason | None = None
@@ -244,7 +277,7 @@ class TcpConnection(asyncio.BufferedProtocol):
             self.scope["state"] = listener.lifespan_state.copy()
         self.phase = Phase.CONNECTING
         self.started = True
-        self.queue.append(_CONNECT)
+        self.deliver(_CONNECT)
         listener.spawn(self.run_asgi())
 
     # asyncio.BufferedProtocol ------------------------------------------------------
@@ -277,6 +310,8 @@ class TcpConnection(asyncio.BufferedProtocol):
         if not frames:
             return
         queue = self.queue
+        if queue is None:
+            queue = self.queue = deque()
         for frame in frames:
             queue.append({"type": "tcp.receive", "bytes": frame})
         waiter = self.waiter
@@ -407,17 +442,19 @@ class TcpConnection(asyncio.BufferedProtocol):
                 waiter.set_result(None)
 
     def deliver(self, message: Message) -> None:
+        if self.queue is None:
+            self.queue = deque()
         self.queue.append(message)
         self.wake()
 
     async def receive(self) -> Message:
-        queue = self.queue
-        while not queue:
+        while not (queue := self.queue):
             if self.disconnect is not None:
                 return self.disconnect
             # The app caught up: read again (paused at max_queue frames).
             if self.flow.read_paused and self.phase is not Phase.CONNECTING:
                 self.flow.resume_reading()
+            self.queue = queue = None
             waiter = self.waiter = self.loop.create_future()
             await waiter
         return queue.popleft()
@@ -466,7 +503,7 @@ class TcpConnection(asyncio.BufferedProtocol):
         for data in early:
             if self.phase is Phase.OPEN:
                 self.receive_frames(data)
-        if self.phase is Phase.OPEN and len(self.queue) < self.config.max_queue:
+        if self.phase is Phase.OPEN and len(self.queue or ()) < self.config.max_queue:
             self.flow.resume_reading()
         if self.peer_eof and self.phase is Phase.OPEN and not self.eof_received():
             # The peer closed its side while the app decided.

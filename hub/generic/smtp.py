@@ -37,7 +37,7 @@ from hub.consumer import AsyncConsumer, SyncConsumer
 from hub.exceptions import StopConsumer
 from hub.mail.auth import aauthenticate_user, authenticate_user
 from hub.mail.authentication import Resolver, authenticate, dns_resolver
-from hub.mail.message import Envelope, InboundEmail, parse_email
+from hub.mail.message import Envelope, InboundEmail
 from hub.types import Message
 
 __all__ = ["AsyncSmtpConsumer", "Refuse", "SmtpConsumer"]
@@ -117,13 +117,19 @@ class _SmtpBase:
         return {"type": "smtp.accept", "mail": self.ask_sender, "rcpt": decides}
 
     def _parse(self, message: Message) -> tuple[Envelope, InboundEmail]:
+        """The envelope, and the email, parsed only when the handler first uses it."""
         envelope = Envelope.from_event(message, self.scope)
-        return envelope, parse_email(envelope.data)
+        return envelope, InboundEmail.from_bytes(envelope.data)
 
     def _checks_authentication(self) -> bool:
         if self.check_authentication is not None:
             return self.check_authentication
-        return bool(getattr(settings, "HUB_SMTP_CHECK_AUTHENTICATION", False))
+        # The setting, read once per session: a settings lookup costs more than a dict's.
+        checks: bool | None = self.__dict__.get("_checks_setting")
+        if checks is None:
+            checks = bool(getattr(settings, "HUB_SMTP_CHECK_AUTHENTICATION", False))
+            self.__dict__["_checks_setting"] = checks
+        return checks
 
     def _authenticated(self, envelope: Envelope, email: InboundEmail) -> Envelope:
         """The envelope with its verdicts (blocks on DNS: call it in a thread)."""

@@ -10,6 +10,10 @@ The message is parsed with the standard library's ``email`` package and
 walked with ``get_body()`` / ``iter_attachments()``). :class:`InboundEmail` *is*
 an :class:`email.message.EmailMessage`, plus the few properties almost every
 consumer wants.
+
+The email a consumer receives is parsed when it is first used, not before:
+parsing costs more than the rest of hub's work on a small message, and a
+consumer that stores or forwards ``envelope.data`` as it came never needs it.
 """
 
 from __future__ import annotations
@@ -40,7 +44,31 @@ class Attachment:
 
 
 class InboundEmail(EmailMessage):
-    """An ``EmailMessage`` (``policy.default``) with convenience properties."""
+    """An ``EmailMessage`` (``policy.default``) with convenience properties.
+
+    :meth:`from_bytes` makes one that parses itself on first use: any method,
+    property, header lookup or ``len()``/``str()``/``bytes()`` parses it and it
+    is an ordinary parsed message from then on.
+    """
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> InboundEmail:
+        """The message in ``data``, parsed as :func:`parse_email` does when first used."""
+        email = cls.__new__(cls)
+        # No EmailMessage state yet: its first lookup lands in __getattr__, which parses.
+        email.__dict__["_unparsed"] = data
+        return email
+
+    if not TYPE_CHECKING:  # mypy keeps checking attribute names on InboundEmail
+
+        def __getattr__(self, name: str) -> Any:
+            # Only reached for attributes missing from the instance: before parsing, the
+            # message's own state (_headers, _payload, policy, ...); after, none but typos.
+            data = self.__dict__.pop("_unparsed", None)
+            if data is None:
+                raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+            self.__dict__.update(parse_email(data).__dict__)
+            return getattr(self, name)
 
     @property
     def subject(self) -> str:

@@ -18,6 +18,7 @@ closes at the next command that needs the application.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 from collections.abc import Callable, Coroutine
 from typing import Any, cast
@@ -45,10 +46,19 @@ class ApplicationInstance:
         self.scope = scope
         self.timeout = timeout
         self._describe = describe
-        self._queue: asyncio.Queue[Message] = asyncio.Queue()
+        self._loop = asyncio.get_running_loop()
+        # The events the app has not received yet, and its receive() waiting for one:
+        # a deque and one future, lighter than an asyncio.Queue on the per-message path.
+        self._inbox: collections.deque[Message] = collections.deque()
+        self._receiver: asyncio.Future[Message] | None = None
         self._expected: tuple[str, str] | None = None
         self._answer: asyncio.Future[Any] | None = None
+        self._asked: str = ""
         self._check: Callable[[Message], Any] | None = None
+        # When the pending question expires, and when the watchdog timer fires (None: unarmed).
+        self._deadline = 0.0
+        self._watchdog_at: float | None = None
+        self._watchdog: asyncio.TimerHandle | None = None
         #: Why the instance can no longer answer; ``None`` while it can.
         self.gone: str | None = None
         self._disconnected = False
@@ -81,7 +91,22 @@ class ApplicationInstance:
             logger.error("%s: after disconnect, %s", self._describe(), reason, exc_info=exc)
 
     async def _receive(self) -> Message:
-        return await self._queue.get()
+        if self._inbox:
+            return self._inbox.popleft()
+        receiver: asyncio.Future[Message] = self._loop.create_future()
+        self._receiver = receiver
+        try:
+            return await receiver
+        finally:
+            self._receiver = None
+
+    def _deliver(self, event: Message) -> None:
+        """Hand ``event`` to the app's pending ``receive()``, or keep it for the next one."""
+        receiver = self._receiver
+        if receiver is not None and not receiver.done():
+            receiver.set_result(event)
+        else:
+            self._inbox.append(event)
 
     async def _send(self, message: Message) -> None:
         if self._disconnected or self.gone is not None:
@@ -107,14 +132,16 @@ class ApplicationInstance:
         """
         if self.gone is not None:
             raise NoAnswer(self.gone)
-        loop = asyncio.get_running_loop()
-        answer: asyncio.Future[Any] = loop.create_future()
+        answer: asyncio.Future[Any] = self._loop.create_future()
+        kind = event["type"]
         self._answer = answer
-        self._expected = ANSWERS[event["type"]]
+        self._asked = kind
+        self._expected = ANSWERS[kind]
         self._check = check
-        self._queue.put_nowait(event)
-        # A plain timer rather than asyncio.timeout(): this runs twice per message.
-        timer = loop.call_later(self.timeout, self._expire, answer, event["type"])
+        self._deliver(event)
+        self._deadline = self._loop.time() + self.timeout
+        if self._watchdog_at is None:
+            self._arm(self._deadline)
         try:
             return await answer
         except asyncio.CancelledError:
@@ -122,18 +149,35 @@ class ApplicationInstance:
             self.disconnect()
             raise
         finally:
-            timer.cancel()
             self._expected = None
             self._answer = None
             self._check = None
 
-    def _expire(self, answer: asyncio.Future[Any], kind: str) -> None:
-        if not answer.done():
-            self.gone = f"no answer to {kind!r} within {self.timeout:g} s"
-            answer.set_exception(NoAnswer(self.gone))
+    # The app_timeout watchdog: one timer per instance, not one per question (a
+    # message asks once or three times). It fires no later than the pending
+    # question's deadline; a question asked since moves the deadline, and the
+    # watchdog then sleeps again until it.
+
+    def _arm(self, when: float) -> None:
+        self._watchdog_at = when
+        self._watchdog = self._loop.call_at(when, self._expire)
+
+    def _expire(self) -> None:
+        self._watchdog_at = None
+        answer = self._answer
+        if answer is None or answer.done():
+            return  # nothing pending: the next question arms the watchdog again
+        if self._loop.time() < self._deadline:
+            self._arm(self._deadline)
+            return
+        self.gone = f"no answer to {self._asked!r} within {self.timeout:g} s"
+        answer.set_exception(NoAnswer(self.gone))
 
     def disconnect(self) -> None:
         """Tell the application the session is over; its sends are dropped from now on."""
         if not self._disconnected:
             self._disconnected = True
-            self._queue.put_nowait({"type": "smtp.disconnect"})
+            if self._watchdog is not None:
+                self._watchdog.cancel()
+                self._watchdog_at = None
+            self._deliver({"type": "smtp.disconnect"})

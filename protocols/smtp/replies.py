@@ -1,8 +1,8 @@
 """Every reply hub's SMTP server writes itself, in one table, and the check of the app's.
 
 aiosmtpd writes the replies of the SMTP dialogue it owns (syntax errors,
-``STARTTLS``, ``AUTH`` challenges, ``SIZE`` and line limits); the replies below
-are the ones hub adds: its limits, its shutdown, and the answers to the
+``STARTTLS``, ``AUTH`` challenges, ``SIZE`` and command line limits); the replies
+below are the ones hub adds: its limits, its shutdown, and the answers to the
 questions it asks the application. Each text starts with its RFC 3463 enhanced
 status code, so a sending MTA's log says what happened without guessing.
 
@@ -40,6 +40,9 @@ TOO_MANY_RECIPIENTS = Reply(452, "4.5.3 Too many recipients")
 RELAY_DENIED = Reply(550, "5.7.1 Relaying denied")
 LOCAL_ERROR = Reply(451, "4.3.0 Local error in processing, try again later")
 AUTH_TEMPORARY_FAILURE = Reply(454, "4.7.0 Temporary authentication failure")
+# After DATA, when the whole message was read (hub reads it: protocols/smtp/data.py).
+LINE_TOO_LONG = Reply(500, "5.5.2 Line too long (RFC 5321 section 4.5.3.1.6)")
+TOO_MUCH_DATA = Reply(552, "5.3.4 Message too big for system")
 
 # Answers to the application's events (spec: docs/specs/smtp.md).
 SESSION_REFUSED = Reply(554, "5.7.1 Service unavailable")

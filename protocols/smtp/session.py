@@ -1,8 +1,8 @@
 """One SMTP or LMTP session: aiosmtpd's protocol, with the application asked where an MTA decides.
 
 aiosmtpd runs the dialogue (greeting, EHLO keywords, STARTTLS, AUTH
-challenges, dot-stuffing, SIZE, line limits, pipelined commands read in
-order). hub adds, through aiosmtpd's handler hooks:
+challenges, SIZE, command line limits, pipelined commands read in order).
+hub adds, through aiosmtpd's handler hooks:
 
 - ``handle_EHLO``: PIPELINING is advertised, AUTH only when offered;
 - ``handle_MAIL`` / ``handle_RCPT``: transactions are numbered, the recipient
@@ -14,26 +14,33 @@ decision and the session limits before the greeting, PROXY headers from
 trusted peers only, 421 on timeout and during shutdown, AUTH checked by the
 application asynchronously, a data timeout apart from the command timeout,
 and 451 (never aiosmtpd's "500 Error: (Exception) text") on a server error.
+``smtp_DATA`` is hub's too: the message is read in pieces, not a line at a
+time (:mod:`protocols.smtp.data`); aiosmtpd's per-line loop was most of the
+CPU time per message.
 
 aiosmtpd 1.4 internals this relies on, to recheck on upgrade: ``_handle_client``,
 ``_smtp_methods``, ``_authenticate``, ``_reset_timeout``, ``_timeout_handle``,
-``_timeout_cb``, ``_auth_require_tls``, ``_writer``, ``command_size_limits``.
+``_timeout_cb``, ``_auth_require_tls``, ``_reader``, ``_writer``,
+``_call_handler_hook``, ``_set_post_data_state``, ``command_size_limits``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import functools
+import math
 import secrets
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.proxy_protocol import get_proxy
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session, syntax
 
 from . import replies
 from .app import ApplicationInstance, NoAnswer
+from .data import DataState, read_data
 from .messages import ASGI_VERSION, Message
 from .replies import Reply
 
@@ -42,6 +49,10 @@ if TYPE_CHECKING:
 
 # Queue ids the server makes up when the app gives none: 12 hex digits, as Postfix's.
 QUEUE_ID_BYTES = 6
+
+# The replies of every message, formatted once.
+_SENDER_OK = str(replies.SENDER_OK)
+_RECIPIENT_OK = str(replies.RECIPIENT_OK)
 
 
 class _Credentials(NamedTuple):
@@ -93,6 +104,11 @@ class SmtpSession(SMTP):
         self.busy = False
         self._close_after_reply = False
         self._tls_cache: tuple[object, dict[str, Any] | None] = (None, None)
+        # The idle clock (see _reset_timeout): when the session times out (inf while the
+        # application decides), and when its one timer fires (None: not armed).
+        self._deadline = math.inf
+        self._timer_at: float | None = None
+        self._timer_step = min(config.command_timeout, config.data_timeout)
 
     # Session life
 
@@ -204,7 +220,8 @@ class SmtpSession(SMTP):
             finally:
                 self.busy = False
 
-        return guarded
+        # HELP reads each command's syntax from the method aiosmtpd finds (@syntax).
+        return functools.update_wrapper(guarded, method)
 
     def shutdown(self) -> None:
         """Server shutdown: close now when idle; a busy session closes at its next command."""
@@ -218,15 +235,77 @@ class SmtpSession(SMTP):
         if self.transport is not None:
             self.transport.abort()  # type: ignore[attr-defined]
 
+    def _reset_timeout(self, duration: float | None = None) -> None:
+        """Restart the idle clock: ``duration`` (default ``command_timeout``) from now.
+
+        aiosmtpd cancels and schedules a timer per command; hub moves a deadline
+        and keeps one timer, which fires no later than the deadline and, when
+        the deadline has moved on meanwhile, sleeps again until it. The timer
+        is never set further than ``min(command_timeout, data_timeout)`` ahead,
+        so the next command (whose deadline is sooner than DATA's) finds it
+        early enough and does not move it.
+        """
+        deadline = self.loop.time() + (duration or self._timeout_duration)
+        self._deadline = deadline
+        timer_at = self._timer_at
+        if timer_at is None or timer_at > deadline:
+            self._arm_timer(deadline)
+
+    def _arm_timer(self, deadline: float) -> None:
+        if self._timeout_handle is not None:
+            self._timeout_handle.cancel()
+        when = min(deadline, self.loop.time() + self._timer_step)
+        self._timer_at = when
+        self._timeout_handle = self.loop.call_at(when, self._timeout_cb)
+
     def _timeout_cb(self) -> None:
-        if self.transport is not None and not self.transport.is_closing():
+        self._timer_at = None
+        if self.transport is None:
+            return
+        if self.loop.time() < self._deadline:
+            if self._deadline != math.inf:  # inf: the app is deciding, _ask re-arms after
+                self._arm_timer(self._deadline)
+            return
+        if not self.transport.is_closing():
             self.listener.log_info(self.peer, "timed out")
             cast(asyncio.WriteTransport, self.transport).write(f"{replies.TIMEOUT}\r\n".encode())
         super()._timeout_cb()  # type: ignore[no-untyped-call]
 
+    @syntax("DATA")
     async def smtp_DATA(self, arg: str) -> None:
+        """aiosmtpd's DATA, reading the message in pieces rather than line by line (``data.py``)."""
         self._reset_timeout(self.listener.config.data_timeout)
-        await super().smtp_DATA(arg)
+        if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
+            return
+        envelope = self.envelope
+        assert envelope is not None
+        if not envelope.rcpt_tos:
+            await self.push("503 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 Syntax: DATA")
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        try:
+            content, state = await read_data(
+                self._reader,
+                size_limit=self.data_size_limit or 0,
+                line_limit=self.line_length_limit,
+            )
+        except asyncio.CancelledError:
+            # The connection was lost during DATA (aiosmtpd closes its writer too).
+            self._writer.close()
+            raise
+        if state is not DataState.NOMINAL:
+            too_long = state is DataState.TOO_LONG
+            await self.push(str(replies.LINE_TOO_LONG if too_long else replies.TOO_MUCH_DATA))
+            self._set_post_data_state()  # type: ignore[no-untyped-call]
+            return
+        # hub never decodes (decode_data is off): content is the bytes, as aiosmtpd's.
+        envelope.content = envelope.original_content = content
+        status = await self._call_handler_hook("DATA")
+        self._set_post_data_state()  # type: ignore[no-untyped-call]
+        await self.push(status)
 
     async def push(self, status: Any) -> None:
         await super().push(status)
@@ -240,10 +319,9 @@ class SmtpSession(SMTP):
     # Asking the application
 
     async def _ask(self, event: Message, check: Callable[[Message], Any]) -> Any:
-        """Ask the app; the idle timer stops meanwhile (``app_timeout`` bounds the wait)."""
+        """Ask the app; the idle clock stops meanwhile (``app_timeout`` bounds the wait)."""
         assert self.app is not None
-        if self._timeout_handle is not None:
-            self._timeout_handle.cancel()
+        self._deadline = math.inf
         try:
             return await self.app.ask(event, check=check)
         finally:
@@ -270,7 +348,8 @@ class SmtpSession(SMTP):
             return replies.LOCAL_ERROR
         return reply
 
-    def _event(self, kind: str, **keys: Any) -> dict[str, Any]:
+    def _event(self, kind: str) -> dict[str, Any]:
+        """An event with the session state every event after ``smtp.connect`` carries."""
         session = self.session
         assert session is not None
         return {
@@ -279,17 +358,17 @@ class SmtpSession(SMTP):
             "esmtp": session.extended_smtp,
             "user": session.auth_data if session.authenticated else None,
             "tls": self._tls(),
-            **keys,
         }
 
-    def _transaction_keys(self) -> dict[str, Any]:
+    def _transaction_event(self, kind: str) -> dict[str, Any]:
+        """An event of the transaction in progress (``smtp.rcpt``, ``smtp.message``)."""
         envelope = self.envelope
         assert envelope is not None
-        return {
-            "transaction": self.transaction,
-            "mail_from": _reverse_path(envelope.mail_from),
-            "mail_options": list(envelope.mail_options),
-        }
+        event = self._event(kind)
+        event["transaction"] = self.transaction
+        event["mail_from"] = _reverse_path(envelope.mail_from)
+        event["mail_options"] = list(envelope.mail_options)
+        return event
 
     async def on_ehlo(self, hostname: str, responses: list[str]) -> list[str]:
         assert self.session is not None
@@ -303,18 +382,16 @@ class SmtpSession(SMTP):
         assert envelope is not None
         self.transaction += 1
         if self.ask_mail:
-            event = self._event(
-                "smtp.mail",
-                transaction=self.transaction,
-                mail_from=_reverse_path(address),
-                mail_options=list(options),
-            )
+            event = self._event("smtp.mail")
+            event["transaction"] = self.transaction
+            event["mail_from"] = _reverse_path(address)
+            event["mail_options"] = list(options)
             reply = await self._decide(event, replies.SENDER_OK, replies.SENDER_REFUSED)
             if reply.code != 250:
                 return str(reply)
         envelope.mail_from = address
         envelope.mail_options.extend(options)
-        return str(replies.SENDER_OK)
+        return _SENDER_OK
 
     async def on_rcpt(self, address: str, options: list[str]) -> str:
         envelope = self.envelope
@@ -332,14 +409,11 @@ class SmtpSession(SMTP):
         if not self.ask_rcpt:
             envelope.rcpt_tos.append(address)
             envelope.rcpt_options.extend(options)
-            return str(replies.RECIPIENT_OK)
-        event = self._event(
-            "smtp.rcpt",
-            **self._transaction_keys(),
-            address=address,
-            rcpt_options=list(options),
-            rcpt_tos=list(envelope.rcpt_tos),
-        )
+            return _RECIPIENT_OK
+        event = self._transaction_event("smtp.rcpt")
+        event["address"] = address
+        event["rcpt_options"] = list(options)
+        event["rcpt_tos"] = list(envelope.rcpt_tos)
         reply = await self._decide(event, replies.RECIPIENT_OK, replies.RECIPIENT_REFUSED)
         if reply.code == 250:
             envelope.rcpt_tos.append(address)
@@ -356,13 +430,10 @@ class SmtpSession(SMTP):
         if self.app.gone is not None:
             self._close_after_reply = True
             return "\r\n".join([str(replies.APP_GONE)] * count)
-        event = self._event(
-            "smtp.message",
-            **self._transaction_keys(),
-            rcpt_tos=recipients,
-            rcpt_options=list(envelope.rcpt_options),
-            data=envelope.original_content or b"",
-        )
+        event = self._transaction_event("smtp.message")
+        event["rcpt_tos"] = recipients
+        event["rcpt_options"] = list(envelope.rcpt_options)
+        event["data"] = envelope.original_content or b""
         utf8 = self._utf8()
         lmtp = self.listener.config.lmtp
 
@@ -396,6 +467,8 @@ class SmtpSession(SMTP):
         except NoAnswer as exc:
             self._log_no_answer("smtp.message", exc)
             verdicts = [replies.LOCAL_ERROR] * count
+        if count == 1:
+            return str(verdicts[0])
         return "\r\n".join(str(verdict) for verdict in verdicts)
 
     # AUTH: aiosmtpd parses PLAIN and LOGIN; the app decides (asynchronously).
@@ -422,7 +495,10 @@ class SmtpSession(SMTP):
         if self.app.gone is not None:
             self._close_after_reply = True
             return AuthResult(success=False, handled=False, message=str(replies.APP_GONE))
-        event = self._event("smtp.auth", mechanism=result.mechanism, login=login, password=password)
+        event = self._event("smtp.auth")
+        event["mechanism"] = result.mechanism
+        event["login"] = login
+        event["password"] = password
 
         def check(answer: Message) -> AuthResult:
             if answer["type"] == "smtp.auth.accept":

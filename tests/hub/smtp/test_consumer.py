@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from email.message import EmailMessage
+from email.parser import BytesParser
 from typing import Any
 
 import pytest
@@ -120,6 +121,30 @@ class TestMessages:
         [attachment] = email.attachments
         assert (attachment.filename, attachment.content_type) == ("fire.png", "image/png")
         assert attachment.data == b"\x89PNG..."
+
+    async def test_message_the_handler_does_not_read_is_never_parsed(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        parsed: list[bytes] = []
+        parse = BytesParser.parsebytes
+        monkeypatch.setattr(
+            BytesParser,
+            "parsebytes",
+            lambda *args, **kw: parsed.append(args[1]) or parse(*args, **kw),
+        )
+        stored: list[bytes] = []
+
+        class Store(AsyncSmtpConsumer):
+            async def message(self, envelope: Envelope, email: InboundEmail, **kwargs: Any) -> None:
+                stored.append(envelope.data)
+
+        data = make_email()
+        communicator = SmtpCommunicator(Store.as_asgi())
+        await communicator.connect()
+        await communicator.rcpt("support@example.com")
+        assert await communicator.message(data) == (True, None)
+        await communicator.disconnect()
+        assert (stored, parsed) == ([data], [])
 
     async def test_message_refused_by_raising_refuse(self) -> None:
         communicator = SmtpCommunicator(Mailbox.as_asgi())

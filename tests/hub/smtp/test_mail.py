@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
 from collections.abc import Iterator
 from email import policy
 from email.message import EmailMessage
@@ -14,6 +16,7 @@ from django.db import connection, models
 
 from hub.db import database_sync_to_async
 from hub.mail import Envelope, InboundEmail, parse_email
+from hub.mail import message as message_module
 from hub.mail.store import astore_message
 
 
@@ -95,6 +98,48 @@ class TestParsedEmail:
         email = parse_email(b"Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n\xff\xfe")
         assert email.subject == ""
         assert email.defects or email.get_payload()
+
+
+class TestLazyEmail:
+    @pytest.fixture
+    def parses(self, monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+        """The messages hub.mail.message parses from now on."""
+        parsed: list[bytes] = []
+        real = message_module.parse_email
+
+        def counting(data: bytes) -> InboundEmail:
+            parsed.append(data)
+            return real(data)
+
+        monkeypatch.setattr(message_module, "parse_email", counting)
+        return parsed
+
+    def test_email_from_bytes_is_parsed_once_on_first_use(self, parses: list[bytes]) -> None:
+        data = email_with_attachments()
+        email = InboundEmail.from_bytes(data)
+        assert parses == []
+        assert email.subject == "Résumé"
+        assert (email.text, len(email.attachments)) == ("see attached\n", 2)
+        assert parses == [data]
+
+    @pytest.mark.parametrize("data", [*SINGLE_PART_SAMPLES, email_with_attachments()])
+    def test_lazy_email_is_the_parsed_email(self, data: bytes) -> None:
+        lazy, parsed = InboundEmail.from_bytes(data), parse_email(data)
+        assert lazy.items() == parsed.items()
+        assert lazy.as_bytes() == parsed.as_bytes()
+        assert (lazy.text, lazy.attachments) == (parsed.text, parsed.attachments)
+        assert [type(d) for d in lazy.defects] == [type(d) for d in parsed.defects]
+
+    def test_email_copied_or_pickled_before_use_is_still_whole(self, parses: list[bytes]) -> None:
+        email = InboundEmail.from_bytes(email_with_attachments())
+        copies = [copy.deepcopy(email), pickle.loads(pickle.dumps(email))]
+        assert [c.subject for c in copies] == ["Résumé", "Résumé"]
+
+    def test_unknown_attribute_raises_attribute_error_before_and_after_parsing(self) -> None:
+        email = InboundEmail.from_bytes(b"Subject: s\r\n\r\nbody\r\n")
+        for _ in range(2):
+            with pytest.raises(AttributeError, match="no attribute 'subjet'"):
+                email.subjet  # type: ignore[attr-defined]  # noqa: B018
 
 
 @pytest.mark.django_db(transaction=True)

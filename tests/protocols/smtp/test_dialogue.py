@@ -208,6 +208,19 @@ class TestMessages:
         assert app.messages[0]["rcpt_tos"] == ["b@example.com", "c@example.com"]
 
 
+class TestHelp:
+    async def test_help_lists_the_commands_and_gives_each_ones_syntax(self) -> None:
+        async with serve(ScriptedApp()) as (_, port):
+            client = await RawClient.open(port)
+            await client.command(b"EHLO c.example")
+            code, text = await client.command(b"HELP")
+            data = await client.command(b"HELP DATA")
+            await client.close()
+        assert code == 250
+        assert {"DATA", "EHLO", "MAIL", "RCPT", "QUIT"} <= set(text.split(": ")[1].split())
+        assert data == (250, "Syntax: DATA")
+
+
 class TestUtf8:
     async def test_smtputf8_and_8bitmime_are_advertised_and_carried(self) -> None:
         body = "Subject: café\r\n\r\nnaïve\r\n".encode()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import smtplib
+from typing import Any
 
 import aiosmtplib
 import pytest
@@ -123,6 +124,16 @@ class TestTimeouts:
             assert await stalled.closed()
         assert len(app.messages) == 1
 
+    async def test_idle_time_counts_from_the_last_command(self) -> None:
+        app = ScriptedApp()
+        async with serve(app, command_timeout=1.0) as (_, port):
+            client = await RawClient.open(port)
+            for _ in range(6):  # 1.5 s in all, never 1 s idle
+                assert (await client.command(b"NOOP"))[0] == 250
+                await asyncio.sleep(0.25)
+            assert (await client.reply())[0] == 421
+            assert await client.closed()
+
     async def test_client_that_stops_in_the_middle_of_data_is_timed_out(self) -> None:
         app = ScriptedApp()
         async with serve(app, data_timeout=0.5) as (_, port):
@@ -150,6 +161,24 @@ class TestTimeouts:
             assert (await client.command(b"RCPT TO:<b@example.com>"))[0] == 421
         assert "no answer to smtp.message" in caplog.text
         assert "within 0.3 s" in caplog.text
+
+    async def test_app_timeout_counts_for_each_question_alone(self) -> None:
+        async def slow_app(scope: object, receive: Any, send: Any) -> None:
+            while (event := await receive())["type"] != "smtp.disconnect":
+                await asyncio.sleep(0.15)  # each answer in time, all of them together not
+                kind = event["type"]
+                accept = "smtp.accept" if kind == "smtp.connect" else f"{kind}.accept"
+                await send({"type": accept})
+
+        async with serve(slow_app, app_timeout=0.5) as (_, port):
+            client = await RawClient.open(port)
+            await transaction(client)
+            for n in range(3):
+                assert (await client.command(b"RCPT TO:<c%d@example.com>" % n))[0] == 250
+            await client.command(b"DATA")
+            await client.send(MESSAGE + b".\r\n")
+            assert (await client.reply())[0] == 250
+            await client.close()
 
 
 class TestApplicationFailures:

@@ -89,4 +89,6 @@ class HubProcess:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(group, signal.SIGTERM)
         self._reader.join(10)
+        if self.process.stdout is not None and not self._reader.is_alive():
+            self.process.stdout.close()
         return self.process.returncode

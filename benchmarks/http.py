@@ -5,16 +5,27 @@ ASGI handler for ``benchmarks/apps/django_project`` (``asgi:application``):
 ``GET /hello/`` runs a synchronous view returning the 13-byte text
 ``Hello, world!``, with no middleware and no database, so the numbers are
 the server plus Django's ASGI handler. Django dominates: its handler opens a
-``ThreadSensitiveContext`` per request, so asgiref starts a new executor
-thread for every request to run the view and the sync receivers of
-``request_started``/``request_finished`` (~0.9 ms per request in-process on the
-benchmark machine, against ~25 us for a bare ASGI "hello" on these servers).
-An ``async def`` view does not avoid it (the signal receivers still hop).
+``ThreadSensitiveContext`` per request, and on its own asgiref starts a new
+executor thread for every request to run the view and the sync receivers of
+``request_started``/``request_finished``, then joins it from yet another new
+thread (~0.8 ms of server CPU per request on the benchmark machine, against
+~20 us for a bare ASGI "hello" on these servers). An ``async def`` view does
+not avoid it (the signal receivers still hop).
+
+hub's server hands each request a thread-sensitive context backed by a pooled
+thread (``sync_threads``, ``protocols/http_ws/threads.py``): the request still
+has a thread to itself, but the thread serves later requests instead of being
+started and joined per request (~0.4 ms per request). ``hub-thread-per-request``
+is hub with ``sync_threads=0``, asgiref's own thread per request as on uvicorn
+and Daphne: the comparison of the servers alone.
 
 Servers: hub's and uvicorn's in one process on uvloop (uvicorn with
 httptools), Daphne on Twisted's asyncio reactor; access logs off on all three
 (hub ``access_log=false``, uvicorn ``--no-access-log``, Daphne ``-v 0``: at its
-default verbosity 1 Daphne writes an access log to stdout).
+default verbosity 1 Daphne writes an access log to stdout); log level warning;
+the same settings module (``DEBUG = False``, no middleware, no database).
+uvicorn keeps its default ``--proxy-headers`` (a middleware that trusts
+127.0.0.1), about 1 us per request.
 
 The load is ``wrk -t1 -c50 -d<seconds>s --latency``: 50 keep-alive
 connections on one wrk thread (the machine the numbers come from has 2 cores:
@@ -126,6 +137,11 @@ def _benchmark(name: str, path: str, description: str) -> Benchmark:
         description=description,
         implementations=[
             _implementation("hub", hub_server(APP, settings=SETTINGS), ("uvloop",)),
+            _implementation(
+                "hub-thread-per-request",
+                hub_server(APP, settings=SETTINGS, options="sync_threads=0"),
+                ("uvloop",),
+            ),
             _implementation("uvicorn", uvicorn_server(APP), ("uvicorn", "uvloop")),
             _implementation("daphne", daphne_server(APP), ("daphne",)),
         ],

@@ -76,6 +76,12 @@ class HttpWsConfig:
     # (asyncio's default transport high-water mark is 64 KiB).
     write_buffer_high_water: int = 64 * KIB
 
+    # Idle threads kept for the sync code of HTTP requests (Django views, via asgiref):
+    # a request still runs it on a thread of its own, which then serves later requests
+    # instead of exiting (asgiref alone starts and joins a thread per request). 64 covers
+    # the requests one process runs at once; 0 leaves threads to asgiref.
+    sync_threads: int = 64
+
     # Accept WebSocket upgrades on this listener.
     websocket: bool = True
     # Largest incoming WebSocket message, after decompression (close 1009 above it);

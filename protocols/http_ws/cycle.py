@@ -125,6 +125,9 @@ class RequestResponseCycle:
         conn = self.conn
         listener = conn.listener
         peer = conn.info.peer
+        sync_threads = listener.sync_threads
+        # Django's sync code for this request runs on a pooled thread (threads.py).
+        lease = sync_threads.enter()
         try:
             result = await app(self.scope, self.receive, self.send)  # type: ignore[func-returns-value]
         except ClientDisconnected:
@@ -138,6 +141,10 @@ class RequestResponseCycle:
                 listener.log_error(peer, "exception in ASGI application", True)
                 self._send_500()
             return
+        finally:
+            busy = sync_threads.leave(lease)
+            if busy is not None:
+                await busy
         if result is not None:
             listener.log_error(peer, f"ASGI callable returned {result!r}; it must return None")
         if self.disconnected:

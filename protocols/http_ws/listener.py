@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from .config import HttpWsConfig
 from .messages import ASGIApp
 from .proxy import TrustedProxies
+from .threads import SyncThreadPool
 from .tls import server_tls_details, tls_extension
 from .wire import DateHeader
 
@@ -73,6 +74,7 @@ class Listener:
         self.ssl_context = ssl_context
         self.trusted_proxies = TrustedProxies(config.forwarded_allow_ips)
         self.date = DateHeader()
+        self.sync_threads = SyncThreadPool(config.sync_threads)
         self.server_line = (
             b"server: %s\r\n" % config.server_header.encode("latin-1")
             if config.server_header

@@ -58,3 +58,11 @@ class HttpWsServer(ListeningServer):
         where = self._where()
         if config.name is None and where is not None:
             listener.name = f"http {where}"
+
+    async def wait_closed(self, grace_seconds: float | None = None) -> None:
+        """Shut down as every server does, then let the idle sync threads exit."""
+        try:
+            await super().wait_closed(grace_seconds)
+        finally:
+            if self._listener is not None:
+                self._listener.sync_threads.close()

@@ -198,11 +198,12 @@ class AsyncConsumer:
             )
         )
         # The client's messages are read in this task, the channel layer's in a
-        # task of its own: one task per connection less than a pump per source.
+        # task of its own, started when the first one arrives if the layer says.
         self._main: asyncio.Task[Any] | None = asyncio.current_task()
+        self._channel_ready: asyncio.Future[None] | None = None
         try:
             if self.channel_layer is not None:
-                self._start(self._pump(self.channel_receive))
+                self._read_channel_when_ready()
             try:
                 await self._pump(receive)
             except asyncio.CancelledError:
@@ -293,6 +294,23 @@ class AsyncConsumer:
                 f"(expected method {get_handler_name(message)})"
             )
         return handler
+
+    def _read_channel_when_ready(self) -> None:
+        """Read the channel layer now, or on its first message (``message_ready``).
+
+        Most connections never get a layer message; without a reader waiting
+        in ``receive`` they cost a future each instead of a task.
+        """
+        message_ready = getattr(self.channel_layer, "message_ready", None)
+        if message_ready is None:
+            self._start(self._pump(self.channel_receive))
+            return
+        self._channel_ready = message_ready(self.channel_name)
+        self._channel_ready.add_done_callback(self._start_channel_pump)
+
+    def _start_channel_pump(self, ready: asyncio.Future[None]) -> None:
+        if not ready.cancelled() and not self._stopped.done():
+            self._start(self._pump(self.channel_receive))
 
     def _start(self, coro: Awaitable[None]) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(coro)
@@ -433,6 +451,8 @@ class AsyncConsumer:
     async def _shutdown(self) -> None:
         """Stop every task of this consumer, leave its groups and the status registry."""
         STATUS.disconnected(self._status_key)
+        if self._channel_ready is not None:
+            self._channel_ready.cancel()
         if self._stopped.done():
             # Acted on, even when a cancellation overtook it.
             self._stopped.exception()

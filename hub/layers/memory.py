@@ -24,12 +24,18 @@ Design, and how it differs from Channels' ``InMemoryChannelLayer``:
 - No state is bound to an event loop except a waiting receiver's future, and a
   sender on another loop (``async_to_sync`` from a thread) wakes that receiver
   through ``call_soon_threadsafe``. So the layer works from sync code.
+- Extension ``"message_ready"``: :meth:`InMemoryChannelLayer.message_ready`
+  gives a future done when a message arrives on a channel, so a consumer
+  starts reading its channel only when there is something to read: ten
+  thousand idle devices hold a future each instead of a task waiting in
+  ``receive``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 import itertools
 import logging
 import os
@@ -57,12 +63,18 @@ class _Channel:
     list (an empty deque is 760 bytes; one per connection adds up).
     """
 
-    __slots__ = ("capacity", "messages", "waiters")
+    __slots__ = ("capacity", "messages", "ready", "waiters")
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self.messages: deque[tuple[float, Message]] | None = None
         self.waiters: list[asyncio.Future[Message]] = []
+        #: Completed when a message is queued (``message_ready``).
+        self.ready: asyncio.Future[None] | None = None
+
+    def unused(self) -> bool:
+        """Nothing queued, nobody waiting: the entry can go."""
+        return not self.messages and not self.waiters and (self.ready is None or self.ready.done())
 
     def queue(self) -> deque[tuple[float, Message]]:
         """The message queue, made when first needed."""
@@ -110,7 +122,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
         channel_capacity: per-name capacity overrides, ``{glob_or_regex: n}``.
     """
 
-    extensions: ClassVar[list[str]] = ["groups", "flush", "presence"]
+    extensions: ClassVar[list[str]] = ["groups", "flush", "presence", "message_ready"]
 
     def __init__(
         self,
@@ -174,9 +186,34 @@ class InMemoryChannelLayer(BaseChannelLayer):
                 state.queue().appendleft((time.monotonic() + self.expiry, waiter.result()))
             else:
                 state.waiters.remove(waiter)
-            if not state.messages and not state.waiters and self._channels.get(channel) is state:
+            if state.unused() and self._channels.get(channel) is state:
                 del self._channels[channel]
             raise
+
+    def message_ready(self, channel: str) -> asyncio.Future[None]:
+        """A future done once a message is queued on ``channel`` (extension ``"message_ready"``).
+
+        For a reader that starts receiving only when there is something to
+        receive; the message stays queued for its ``receive``. Cancel the
+        future to stop watching. One watcher per channel: a second call
+        replaces the first.
+        """
+        state = self._channels.get(channel) if type(channel) is str else None
+        if state is None:
+            self.require_valid_channel_name(channel)
+            state = self._channels[channel] = _Channel(self.get_capacity(channel))
+        ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if state.messages:
+            ready.set_result(None)
+        else:
+            state.ready = ready
+            ready.add_done_callback(functools.partial(self._watch_ended, channel, state))
+        return ready
+
+    def _watch_ended(self, channel: str, state: _Channel, ready: asyncio.Future[None]) -> None:
+        """A watcher gave up (its consumer ended): forget the channel if nothing else uses it."""
+        if ready.cancelled() and state.unused() and self._channels.get(channel) is state:
+            del self._channels[channel]
 
     async def new_channel(self, prefix: str = "specific") -> str:
         """A new process-specific channel name, unique within this layer."""
@@ -274,6 +311,15 @@ class InMemoryChannelLayer(BaseChannelLayer):
                     f"its capacity (set capacity or channel_capacity in CHANNEL_LAYERS)"
                 )
         messages.append((now + self.expiry, message))
+        ready = state.ready
+        if ready is not None:
+            state.ready = None
+            if not ready.done():
+                loop = ready.get_loop()
+                if loop is _running_loop():
+                    ready.set_result(None)
+                else:
+                    loop.call_soon_threadsafe(_complete, ready)
 
     def _hand_over(
         self, channel: str, state: _Channel, waiter: asyncio.Future[Message], message: Message
@@ -308,12 +354,17 @@ class InMemoryChannelLayer(BaseChannelLayer):
             while messages and messages[0][0] <= now:
                 messages.popleft()
                 self._expired(channel)
-            if not messages and not state.waiters:
+            if state.unused():
                 del self._channels[channel]
         joined_after = now - self.group_expiry
         for group, members in list(self._groups.items()):
             for channel in [c for c, joined in members.items() if joined < joined_after]:
                 self._discard(group, channel)
+
+
+def _complete(ready: asyncio.Future[None]) -> None:
+    if not ready.done():
+        ready.set_result(None)
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:

@@ -377,7 +377,7 @@ class TestCleanup:
         assert await get_channel_layer().group_count("cancelled") == 0
 
 
-class Stoppable(AsyncWebsocketConsumer):
+class Stoppable(EchoConsumer):
     """Tells the client its channel name; a ``layer.stop`` stops it (cancelling ``also``)."""
 
     also: asyncio.Future[None] | None = None
@@ -393,13 +393,20 @@ class Stoppable(AsyncWebsocketConsumer):
 
 
 class TestTasks:
-    async def test_a_connection_costs_one_task_beyond_its_own_for_the_channel_layer(self):
+    async def test_an_idle_connection_costs_no_task_beyond_its_own(self):
         before = asyncio.all_tasks()
         communicator = WebsocketCommunicator(EchoConsumer.as_asgi(), "/")
         await communicator.connect()
-        started = asyncio.all_tasks() - before - {asyncio.current_task()}
-        assert len(started) == 2
-        assert communicator.future in started
+        assert asyncio.all_tasks() - before - {asyncio.current_task()} == {communicator.future}
+        await communicator.disconnect()
+
+    async def test_the_first_layer_message_starts_a_reader_for_the_channel(self):
+        communicator = WebsocketCommunicator(Stoppable.as_asgi(), "/")
+        await communicator.connect()
+        channel_name = await communicator.receive_from()
+        for text in ("one", "two"):
+            await get_channel_layer().send(channel_name, {"type": "layer.ping", "text": text})
+            assert await communicator.receive_from() == f"ping from layer: {text}"
         await communicator.disconnect()
 
     async def test_a_stop_from_a_layer_handler_ends_a_consumer_whose_client_is_silent(self):

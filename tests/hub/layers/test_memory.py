@@ -58,6 +58,37 @@ class TestNothingLeftBehind:
         assert "forgotten" not in layer._channels
 
 
+class TestMessageReady:
+    async def test_it_completes_on_the_first_message_which_stays_for_receive(self, layer):
+        ready = layer.message_ready("watched")
+        assert not ready.done()
+        await layer.send("watched", {"type": "first"})
+        assert ready.done()
+        assert await layer.receive("watched") == {"type": "first"}
+
+    async def test_it_is_done_at_once_when_a_message_is_already_queued(self, layer):
+        await layer.send("watched", {"type": "waiting"})
+        assert layer.message_ready("watched").done()
+
+    async def test_a_cancelled_watch_leaves_no_channel_state(self, layer):
+        layer.message_ready("watched").cancel()
+        await asyncio.sleep(0)
+        assert layer._channels == {}
+
+    async def test_a_sender_in_another_thread_completes_it_on_this_loop(self, layer):
+        ready = layer.message_ready("watched")
+        thread = threading.Thread(
+            target=async_to_sync(layer.send), args=("watched", {"type": "from.thread"})
+        )
+        thread.start()
+        await asyncio.wait_for(ready, 5)
+        thread.join()
+        assert await layer.receive("watched") == {"type": "from.thread"}
+
+    def test_it_is_listed_as_an_extension(self, layer):
+        assert "message_ready" in layer.extensions
+
+
 class TestNames:
     def test_receive_of_a_specific_name_must_end_at_the_bang(self, layer):
         with pytest.raises(TypeError, match="must end at the '!'"):

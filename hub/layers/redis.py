@@ -18,6 +18,7 @@ presence), and the settings are channels_redis's. How it is built:
 - ``redis_scripts``: key layout and the Lua scripts; every send is one
   script, one round trip; ``group_send`` is one round trip whatever the group
   size on a single server (one per shard and slot otherwise).
+- ``redis_groups``: group membership, fan-out and the last value.
 - ``redis_readers``: one blocking read per process for all its specific
   channels (the inbox), reconnection with backoff, ``layer.resync``.
 - ``redis_serializer``: msgpack, optionally Fernet-encrypted.
@@ -37,32 +38,22 @@ receivers keep waiting and resume when it is back.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import fnmatch
 import hashlib
 import itertools
-import logging
 import math
 import os
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from redis.crc import key_slot
-from redis.exceptions import (
-    BusyLoadingError,
-    ClusterDownError,
-    NoScriptError,
-    ReadOnlyError,
-    TryAgainError,
-)
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import NoScriptError
 
 from hub.exceptions import ChannelFull, ChannelLayerUnavailable
 from hub.layers import redis_scripts as scripts
 from hub.layers.base import BaseChannelLayer, CapacityPattern, require_message
-from hub.layers.redis_connections import HostSpec, Shards
+from hub.layers.redis_connections import UNAVAILABLE_ERRORS, HostSpec, Shards
+from hub.layers.redis_groups import Groups
 from hub.layers.redis_readers import RESYNC_TYPE, ChannelReader, Inbox, raise_if_cancelled
 from hub.layers.redis_serializer import MessageSerializer, UnreadableMessage
 from hub.layers.redis_streams import STREAM_ACK, STREAM_ADD, STREAM_ENSURE, StreamReader, ack_id
@@ -73,19 +64,6 @@ __all__ = ["RESYNC_TYPE", "RedisChannelLayer", "RedisUnavailable", "UnreadableMe
 #: The values of ``channel_delivery``.
 AT_MOST_ONCE = "at_most_once"
 AT_LEAST_ONCE = "at_least_once"
-
-logger = logging.getLogger("hub.layers")
-
-#: Errors that mean "Redis is not there right now", as opposed to a bug.
-UNAVAILABLE_ERRORS = (
-    RedisConnectionError,
-    RedisTimeoutError,
-    BusyLoadingError,
-    ReadOnlyError,
-    ClusterDownError,
-    TryAgainError,
-    OSError,
-)
 
 _SCRIPTS = {
     name: (source, hashlib.sha1(source.encode()).hexdigest())
@@ -167,26 +145,26 @@ class RedisChannelLayer(BaseChannelLayer):
             for pattern, mode in (channel_delivery or {}).items()
         ]  # fmt: skip
         self.ack_timeout = ack_timeout
-        self._last_value = [
-            re.compile(fnmatch.translate(pattern)) for pattern in group_last_value or ()
-        ]
         self.group_expiry = group_expiry
         self.prefix = prefix
         self._keys = scripts.Keys(prefix)
         self._shards = Shards(hosts)
         self._serializer = MessageSerializer(symmetric_encryption_keys)
         self._expiry_ms = int(expiry * 1000)
-        self._group_expiry_ms = int(group_expiry * 1000)
-        # Queues outlive their last message by a second; group keys their last join.
+        # Queues outlive their last message by a second.
         self._ttl = math.ceil(expiry) + 1
-        self._group_ttl = math.ceil(group_expiry) + 1
-        # One round trip for group_send needs every member on one server and
-        # one capacity for all, since the script cannot evaluate the patterns.
-        self._group_send_in_lua = (
-            len(self._shards) == 1
-            and not self._shards.shard(0).cluster
-            and not channel_capacity
-            and not any(at_least_once for _, at_least_once in self._delivery)
+        self._groups = Groups(
+            self,
+            group_expiry,
+            group_last_value or (),
+            # One round trip for group_send needs every member on one server and
+            # one capacity for all, since the script cannot evaluate the patterns.
+            in_lua=(
+                len(self._shards) == 1
+                and not self._shards.shard(0).cluster
+                and not channel_capacity
+                and not any(at_least_once for _, at_least_once in self._delivery)
+            ),
         )
         self._inbox_id = "r" + os.urandom(6).hex()
         self._names = itertools.count()
@@ -326,54 +304,30 @@ class RedisChannelLayer(BaseChannelLayer):
         for inbox in self._inboxes.values():
             inbox.clear()
 
-    # Groups extension
+    # Groups extension (stored and fanned out by hub.layers.redis_groups)
 
     async def group_add(self, group: str, channel: str) -> None:
         """Add ``channel`` to ``group``, or renew its membership for ``group_expiry``."""
         self.require_valid_group_name(group)
         self.require_valid_channel_name(channel)
-        what = f"group_add to {group!r}"
-        last_value = await self._eval(
-            self._shards.index(group),
-            "GROUP_ADD",
-            self._group_keys(group),
-            [scripts.now_ms(), channel, self._group_ttl],
-            what=what,
-        )
-        if last_value and not await self._push(channel, last_value, what):
-            logger.debug("%s: the last value was not queued, %r is full", what, channel)
+        await self._groups.add(group, channel)
 
     def keeps_last_value(self, group: str) -> bool:
         """Whether ``group`` keeps its last ``group_send`` (``group_last_value``)."""
-        return any(pattern.match(group) for pattern in self._last_value)
-
-    def _group_keys(self, group: str) -> list[str]:
-        keys = [self._keys.group(group)]
-        if self.keeps_last_value(group):
-            keys.append(self._keys.last_value(group))
-        return keys
+        return self._groups.keeps_last_value(group)
 
     async def last_value(self, group: str) -> Message | None:
         """The last message sent to ``group`` if it keeps one (``group_last_value``)."""
         self.require_valid_group_name(group)
         if not self.keeps_last_value(group):
             return None
-        index = self._shards.index(group)
-        try:
-            body: Any = await self._shards.client(index).get(self._keys.last_value(group))
-        except UNAVAILABLE_ERRORS as exc:
-            raise self._unavailable(index, f"last_value of {group!r}", exc) from exc
-        return None if body is None else self._serializer.loads(body)
+        return await self._groups.last_value(group)
 
     async def group_discard(self, group: str, channel: str) -> None:
         """Remove ``channel`` from ``group``; nothing happens if it is not a member."""
         self.require_valid_group_name(group)
         self.require_valid_channel_name(channel)
-        index = self._shards.index(group)
-        try:
-            await self._shards.client(index).zrem(self._keys.group(group), channel)
-        except UNAVAILABLE_ERRORS as exc:
-            raise self._unavailable(index, f"group_discard from {group!r}", exc) from exc
+        await self._groups.discard(group, channel)
 
     async def group_send(self, group: str, message: Message) -> None:
         """Send ``message`` to every member of ``group``.
@@ -387,116 +341,19 @@ class RedisChannelLayer(BaseChannelLayer):
         """
         require_message(message)
         self.require_valid_group_name(group)
-        body = self._serializer.dumps(message)
-        now = scripts.now_ms()
-        group_key = self._keys.group(group)
-        index = self._shards.index(group)
-        what = f"group_send to {group!r}"
-        if self._group_send_in_lua:
-            _, full, dead = await self._eval(
-                index,
-                "GROUP_SEND",
-                self._group_keys(group),
-                [
-                    now,
-                    now + self._expiry_ms,
-                    self._ttl,
-                    body,
-                    self.prefix,
-                    now - self._group_expiry_ms,
-                    self.capacity,
-                    self._group_ttl,
-                ],
-                what=what,
-            )
-            if full or dead:
-                logger.debug(
-                    "group_send to %r: %d full member(s) skipped, %d dead member(s) removed",
-                    group,
-                    full,
-                    dead,
-                )
-            return
-        if self.keeps_last_value(group):
-            try:
-                await self._shards.client(index).set(
-                    self._keys.last_value(group), body, ex=self._group_ttl
-                )
-            except UNAVAILABLE_ERRORS as exc:
-                raise self._unavailable(index, what, exc) from exc
-        members = await self._eval(
-            index, "GROUP_MEMBERS", [group_key], [now - self._group_expiry_ms], what=what
-        )
-        await self._push_to_members(group, [m.decode() for m in members], body, now, what)
-
-    async def _push_to_members(
-        self, group: str, members: list[str], body: bytes, now: int, what: str
-    ) -> None:
-        """Queue ``body`` for ``members``: one script per shard (and per slot in a Cluster)."""
-        batches: dict[tuple[int, int], tuple[list[str], list[Any], list[str]]] = {}
-        durable = [channel for channel in members if self.at_least_once(channel)]
-        if durable:
-            added = await asyncio.gather(
-                *(self._stream_add(channel, body, now, what) for channel in durable)
-            )
-            if not all(added):
-                logger.debug("%s: %d full member(s) skipped", what, added.count(False))
-            members = [channel for channel in members if not self.at_least_once(channel)]
-        for channel in members:
-            route, key, counter = self._keys.channel(channel)
-            index = self._shards.index(route)
-            slot = key_slot(key.encode()) if self._shards.shard(index).cluster else 0
-            keys, args, names = batches.setdefault((index, slot), ([], [], []))
-            keys += [key, counter]
-            args += [channel, self.get_capacity(channel)]
-            names.append(channel)
-        head = [now, now + self._expiry_ms, self._ttl, body, 1]
-        calls = [
-            self._eval(index, "PUSH", keys, head + args, what=what)
-            for (index, _), (keys, args, _) in batches.items()
-        ]
-        results = (
-            await asyncio.gather(*calls) if len(calls) > 1 else [await calls[0]] if calls else []
-        )
-        dead = [
-            name
-            for (_, _, names), statuses in zip(batches.values(), results, strict=True)
-            for name, status in zip(names, statuses, strict=True)
-            if status == -1
-        ]
-        if dead:
-            index = self._shards.index(group)
-            with contextlib.suppress(*UNAVAILABLE_ERRORS):  # found again by the next group_send
-                await self._shards.client(index).zrem(self._keys.group(group), *dead)
-            logger.debug("group_send to %r removed %d dead member(s)", group, len(dead))
+        await self._groups.send(group, self._serializer.dumps(message))
 
     # Presence extension
 
     async def group_members(self, group: str) -> set[str]:
         """The channels currently in ``group``."""
         self.require_valid_group_name(group)
-        index = self._shards.index(group)
-        cutoff = scripts.now_ms() - self._group_expiry_ms
-        try:
-            members: list[Any] = await self._shards.client(index).zrangebyscore(
-                self._keys.group(group), cutoff, "+inf"
-            )
-        except UNAVAILABLE_ERRORS as exc:
-            raise self._unavailable(index, f"group_members of {group!r}", exc) from exc
-        return {member.decode() for member in members}
+        return await self._groups.members(group)
 
     async def group_count(self, group: str) -> int:
         """How many channels are currently in ``group``."""
         self.require_valid_group_name(group)
-        index = self._shards.index(group)
-        cutoff = scripts.now_ms() - self._group_expiry_ms
-        try:
-            count: int = await self._shards.client(index).zcount(
-                self._keys.group(group), cutoff, "+inf"
-            )
-        except UNAVAILABLE_ERRORS as exc:
-            raise self._unavailable(index, f"group_count of {group!r}", exc) from exc
-        return count
+        return await self._groups.count(group)
 
     # Lifecycle
 

@@ -38,6 +38,14 @@ from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
+from redis.exceptions import (
+    BusyLoadingError,
+    ClusterDownError,
+    ReadOnlyError,
+    TryAgainError,
+)
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 #: Seconds to wait for a TCP connection to Redis: a sender must learn quickly
 #: that Redis is away rather than hang (refused connections fail at once).
@@ -54,6 +62,17 @@ POOL_SIZE = 16
 POOL_TIMEOUT = 20.0
 
 HostSpec = str | tuple[str, int] | list[Any] | dict[str, Any]
+
+#: Errors that mean "Redis is not there right now", as opposed to a bug.
+UNAVAILABLE_ERRORS = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    BusyLoadingError,
+    ReadOnlyError,
+    ClusterDownError,
+    TryAgainError,
+    OSError,
+)
 
 
 def decode_hosts(hosts: Sequence[HostSpec] | None) -> list[dict[str, Any]]:

@@ -2,23 +2,22 @@
 
 aiosmtpd runs the dialogue (greeting, EHLO keywords, STARTTLS, AUTH
 challenges, SIZE, command line limits, pipelined commands read in order).
-hub adds, through aiosmtpd's handler hooks:
+hub adds, as layers of one class, each in its module:
 
-- ``handle_EHLO``: PIPELINING is advertised, AUTH only when offered;
-- ``handle_MAIL`` / ``handle_RCPT``: transactions are numbered, the recipient
-  limit (452) and relay refusal (550 5.7.1) are checked, the app is asked;
-- ``handle_DATA``: the app gets the message; 250 only after it accepted.
+- :mod:`protocols.smtp.deadlines`: one idle timer per session, and 421 on timeout;
+- :mod:`protocols.smtp.questions`: aiosmtpd's handler hooks, where the app is
+  asked about MAIL, RCPT and the message;
+- :mod:`protocols.smtp.auth`: AUTH checked by the application asynchronously;
 
-and, by overriding, what aiosmtpd has no hook for: the app's connect
+and here, by overriding what aiosmtpd has no hook for: the app's connect
 decision and the session limits before the greeting, PROXY headers from
-trusted peers only, 421 on timeout and during shutdown, AUTH checked by the
-application asynchronously, a data timeout apart from the command timeout,
-and 451 (never aiosmtpd's "500 Error: (Exception) text") on a server error.
-``smtp_DATA`` is hub's too: the message is read in pieces, not a line at a
-time (:mod:`protocols.smtp.data`); aiosmtpd's per-line loop was most of the
-CPU time per message.
+trusted peers only, 421 during shutdown, a data timeout apart from the
+command timeout, and 451 (never aiosmtpd's "500 Error: (Exception) text") on
+a server error. ``smtp_DATA`` is hub's too: the message is read in pieces,
+not a line at a time (:mod:`protocols.smtp.data`); aiosmtpd's per-line loop
+was most of the CPU time per message.
 
-aiosmtpd 1.4 internals this relies on, to recheck on upgrade: ``_handle_client``,
+aiosmtpd 1.4 internals these modules rely on, to recheck on upgrade: ``_handle_client``,
 ``_smtp_methods``, ``_authenticate``, ``_reset_timeout``, ``_timeout_handle``,
 ``_timeout_cb``, ``_auth_require_tls``, ``_reader``, ``_writer``,
 ``_call_handler_hook``, ``_set_post_data_state``, ``command_size_limits``.
@@ -29,40 +28,26 @@ from __future__ import annotations
 import asyncio
 import collections
 import functools
-import math
-import secrets
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, NamedTuple, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.proxy_protocol import get_proxy
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session, syntax
+from aiosmtpd.smtp import Session, syntax
 
 from . import replies
 from .app import ApplicationInstance, NoAnswer
+from .auth import AppAuthentication
 from .data import DataState, read_data
 from .messages import ASGI_VERSION, Message
+from .questions import HOOKS
 from .replies import Reply
 
 if TYPE_CHECKING:
     from .server import Listener
 
-# Queue ids the server makes up when the app gives none: 12 hex digits, as Postfix's.
-QUEUE_ID_BYTES = 6
 
-# The replies of every message, formatted once.
-_SENDER_OK = str(replies.SENDER_OK)
-_RECIPIENT_OK = str(replies.RECIPIENT_OK)
-
-
-class _Credentials(NamedTuple):
-    """What aiosmtpd's PLAIN/LOGIN parsing produced, before the app has checked it."""
-
-    mechanism: str
-    login_password: LoginPassword
-
-
-class SmtpSession(SMTP):
+class SmtpSession(AppAuthentication):
     """aiosmtpd's ``SMTP`` protocol for one connection, wired to one application instance."""
 
     def __init__(self, listener: Listener) -> None:
@@ -104,11 +89,7 @@ class SmtpSession(SMTP):
         self.busy = False
         self._close_after_reply = False
         self._tls_cache: tuple[object, dict[str, Any] | None] = (None, None)
-        # The idle clock (see _reset_timeout): when the session times out (inf while the
-        # application decides), and when its one timer fires (None: not armed).
-        self._deadline = math.inf
-        self._timer_at: float | None = None
-        self._timer_step = min(config.command_timeout, config.data_timeout)
+        self._start_clock(min(config.command_timeout, config.data_timeout))
 
     # Session life
 
@@ -125,6 +106,12 @@ class SmtpSession(SMTP):
         if self.app is not None:
             self.app.disconnect()
             self.listener.reap(self.app.task)
+
+    def _create_session(self) -> Session:
+        session = super()._create_session()
+        if self.session is not None:  # STARTTLS resets the session (RFC 3207 4.2); keep PROXY
+            session.proxy_data = self.session.proxy_data
+        return session
 
     async def _handle_client(self) -> None:
         """Limits, PROXY header and the app's connect decision, then aiosmtpd's command loop."""
@@ -235,42 +222,6 @@ class SmtpSession(SMTP):
         if self.transport is not None:
             self.transport.abort()  # type: ignore[attr-defined]
 
-    def _reset_timeout(self, duration: float | None = None) -> None:
-        """Restart the idle clock: ``duration`` (default ``command_timeout``) from now.
-
-        aiosmtpd cancels and schedules a timer per command; hub moves a deadline
-        and keeps one timer, which fires no later than the deadline and, when
-        the deadline has moved on meanwhile, sleeps again until it. The timer
-        is never set further than ``min(command_timeout, data_timeout)`` ahead,
-        so the next command (whose deadline is sooner than DATA's) finds it
-        early enough and does not move it.
-        """
-        deadline = self.loop.time() + (duration or self._timeout_duration)
-        self._deadline = deadline
-        timer_at = self._timer_at
-        if timer_at is None or timer_at > deadline:
-            self._arm_timer(deadline)
-
-    def _arm_timer(self, deadline: float) -> None:
-        if self._timeout_handle is not None:
-            self._timeout_handle.cancel()
-        when = min(deadline, self.loop.time() + self._timer_step)
-        self._timer_at = when
-        self._timeout_handle = self.loop.call_at(when, self._timeout_cb)
-
-    def _timeout_cb(self) -> None:
-        self._timer_at = None
-        if self.transport is None:
-            return
-        if self.loop.time() < self._deadline:
-            if self._deadline != math.inf:  # inf: the app is deciding, _ask re-arms after
-                self._arm_timer(self._deadline)
-            return
-        if not self.transport.is_closing():
-            self.listener.log_info(self.peer, "timed out")
-            cast(asyncio.WriteTransport, self.transport).write(f"{replies.TIMEOUT}\r\n".encode())
-        super()._timeout_cb()  # type: ignore[no-untyped-call]
-
     @syntax("DATA")
     async def smtp_DATA(self, arg: str) -> None:
         """aiosmtpd's DATA, reading the message in pieces rather than line by line (``data.py``)."""
@@ -316,304 +267,14 @@ class SmtpSession(SMTP):
         self.listener.log_error(self.peer, f"server error: {error!r}; {self.summary()}", error)
         return str(replies.LOCAL_ERROR)
 
-    # Asking the application
-
-    async def _ask(self, event: Message, check: Callable[[Message], Any]) -> Any:
-        """Ask the app; the idle clock stops meanwhile (``app_timeout`` bounds the wait)."""
-        assert self.app is not None
-        self._deadline = math.inf
-        try:
-            return await self.app.ask(event, check=check)
-        finally:
-            if self.transport is not None:
-                self._reset_timeout()
-
-    async def _decide(self, event: Message, accept: Reply, refuse: Reply) -> Reply:
-        """Ask a yes/no question; the reply for the client, 451 when there is no answer."""
-        assert self.app is not None
-        if self.app.gone is not None:
-            self._close_after_reply = True
-            return replies.APP_GONE
-        utf8 = self._utf8()
-
-        def check(answer: Message) -> Reply:
-            if answer["type"].endswith(".accept"):
-                return accept
-            return replies.app_reply(answer, refuse, utf8=utf8)
-
-        try:
-            reply: Reply = await self._ask(event, check)
-        except NoAnswer as exc:
-            self._log_no_answer(event["type"], exc)
-            return replies.LOCAL_ERROR
-        return reply
-
-    def _event(self, kind: str) -> dict[str, Any]:
-        """An event with the session state every event after ``smtp.connect`` carries."""
-        session = self.session
-        assert session is not None
-        return {
-            "type": kind,
-            "helo": session.host_name,
-            "esmtp": session.extended_smtp,
-            "user": session.auth_data if session.authenticated else None,
-            "tls": self._tls(),
-        }
-
-    def _transaction_event(self, kind: str) -> dict[str, Any]:
-        """An event of the transaction in progress (``smtp.rcpt``, ``smtp.message``)."""
-        envelope = self.envelope
-        assert envelope is not None
-        event = self._event(kind)
-        event["transaction"] = self.transaction
-        event["mail_from"] = _reverse_path(envelope.mail_from)
-        event["mail_options"] = list(envelope.mail_options)
-        return event
-
-    async def on_ehlo(self, hostname: str, responses: list[str]) -> list[str]:
-        assert self.session is not None
-        self.session.host_name = hostname
-        if not self.listener.mechanisms:
-            responses = [line for line in responses if not line.startswith("250-AUTH")]
-        return [*responses[:-1], "250-PIPELINING", responses[-1]]
-
-    async def on_mail(self, address: str, options: list[str]) -> str:
-        envelope = self.envelope
-        assert envelope is not None
-        self.transaction += 1
-        if self.ask_mail:
-            event = self._event("smtp.mail")
-            event["transaction"] = self.transaction
-            event["mail_from"] = _reverse_path(address)
-            event["mail_options"] = list(options)
-            reply = await self._decide(event, replies.SENDER_OK, replies.SENDER_REFUSED)
-            if reply.code != 250:
-                return str(reply)
-        envelope.mail_from = address
-        envelope.mail_options.extend(options)
-        return _SENDER_OK
-
-    async def on_rcpt(self, address: str, options: list[str]) -> str:
-        envelope = self.envelope
-        session = self.session
-        assert envelope is not None
-        assert session is not None
-        config = self.listener.config
-        if len(envelope.rcpt_tos) >= config.max_recipients:
-            return str(replies.TOO_MANY_RECIPIENTS)
-        if self.listener.local_domains and not session.authenticated:
-            _, at, domain = address.rpartition("@")
-            if at and domain.lower() not in self.listener.local_domains:
-                self.listener.log_info(self.peer, f"relaying to {address!r} denied")
-                return str(replies.RELAY_DENIED)
-        if not self.ask_rcpt:
-            envelope.rcpt_tos.append(address)
-            envelope.rcpt_options.extend(options)
-            return _RECIPIENT_OK
-        event = self._transaction_event("smtp.rcpt")
-        event["address"] = address
-        event["rcpt_options"] = list(options)
-        event["rcpt_tos"] = list(envelope.rcpt_tos)
-        reply = await self._decide(event, replies.RECIPIENT_OK, replies.RECIPIENT_REFUSED)
-        if reply.code == 250:
-            envelope.rcpt_tos.append(address)
-            envelope.rcpt_options.extend(options)
-        return str(reply)
-
-    async def on_data(self) -> str:
-        """The app's verdict on a complete message: one reply, or one per recipient (LMTP)."""
-        envelope = self.envelope
-        assert envelope is not None
-        assert self.app is not None
-        recipients = list(envelope.rcpt_tos)
-        count = len(recipients) if self.listener.config.lmtp else 1
-        if self.app.gone is not None:
-            self._close_after_reply = True
-            return "\r\n".join([str(replies.APP_GONE)] * count)
-        event = self._transaction_event("smtp.message")
-        event["rcpt_tos"] = recipients
-        event["rcpt_options"] = list(envelope.rcpt_options)
-        event["data"] = envelope.original_content or b""
-        utf8 = self._utf8()
-        lmtp = self.listener.config.lmtp
-
-        def check(answer: Message) -> list[Reply]:
-            if answer["type"] == "smtp.message.reject":
-                return [replies.app_reply(answer, replies.MESSAGE_REFUSED, utf8=utf8)] * count
-            queue_id = answer.get("queue_id") or secrets.token_hex(QUEUE_ID_BYTES).upper()
-            if not isinstance(queue_id, str) or not queue_id.isprintable():
-                raise ValueError(
-                    f"smtp.message.accept queue_id must be printable, got {queue_id!r}"
-                )
-            rejected = answer.get("rejected") or {}
-            if rejected and not lmtp:
-                raise ValueError(
-                    "smtp.message.accept 'rejected' is for LMTP only: in SMTP reject the "
-                    "message, or refuse the recipient at RCPT"
-                )
-            accepted = replies.message_queued(queue_id)
-            if not lmtp:
-                return [accepted]
-            unknown = set(rejected) - set(recipients)
-            if unknown:
-                raise ValueError(f"'rejected' names addresses not in rcpt_tos: {sorted(unknown)}")
-            return [
-                _rejected_reply(rejected[address], utf8) if address in rejected else accepted
-                for address in recipients
-            ]
-
-        try:
-            verdicts: list[Reply] = await self._ask(event, check)
-        except NoAnswer as exc:
-            self._log_no_answer("smtp.message", exc)
-            verdicts = [replies.LOCAL_ERROR] * count
-        if count == 1:
-            return str(verdicts[0])
-        return "\r\n".join(str(verdict) for verdict in verdicts)
-
-    # AUTH: aiosmtpd parses PLAIN and LOGIN; the app decides (asynchronously).
-
-    def _authenticate(self, mechanism: str, auth_data: Any) -> Any:
-        return _Credentials(mechanism, auth_data)
-
-    async def auth_PLAIN(self, server: SMTP, args: list[str]) -> AuthResult:
-        return await self._check_credentials(await super().auth_PLAIN(server, args))
-
-    async def auth_LOGIN(self, server: SMTP, args: list[str]) -> AuthResult:
-        return await self._check_credentials(await super().auth_LOGIN(server, args))
-
-    async def _check_credentials(self, result: AuthResult | _Credentials) -> AuthResult:
-        if not isinstance(result, _Credentials):
-            return result  # aiosmtpd already answered (bad base64, "*" abort...)
-        assert self.app is not None
-        invalid = AuthResult(success=False, handled=False, message=str(replies.AUTH_INVALID))
-        try:
-            login = result.login_password.login.decode("utf-8")
-            password = result.login_password.password.decode("utf-8")
-        except UnicodeDecodeError:
-            return invalid
-        if self.app.gone is not None:
-            self._close_after_reply = True
-            return AuthResult(success=False, handled=False, message=str(replies.APP_GONE))
-        event = self._event("smtp.auth")
-        event["mechanism"] = result.mechanism
-        event["login"] = login
-        event["password"] = password
-
-        def check(answer: Message) -> AuthResult:
-            if answer["type"] == "smtp.auth.accept":
-                user = answer.get("user", login)
-                if not isinstance(user, str):
-                    raise ValueError(f"smtp.auth.accept user must be a str, got {user!r}")
-                return AuthResult(success=True, auth_data=user)
-            reply = replies.app_reply(answer, replies.AUTH_INVALID, utf8=False)
-            return AuthResult(success=False, handled=False, message=str(reply))
-
-        try:
-            verdict: AuthResult = await self._ask(event, check)
-        except NoAnswer as exc:
-            self._log_no_answer("smtp.auth", exc)
-            reply = replies.AUTH_TEMPORARY_FAILURE
-            return AuthResult(success=False, handled=False, message=str(reply))
-        if not verdict.success:
-            self.listener.log_info(self.peer, f"AUTH {result.mechanism} refused for {login!r}")
-        return verdict
-
     # Logs
 
     def describe(self) -> str:
         return f"{self.listener.name} {self.peer}"
 
-    def summary(self) -> str:
-        """The session in one line, for the log line of a failure."""
-        session = self.session
-        envelope = self.envelope or Envelope()
-        size = len(envelope.original_content or b"")
-        user = session.auth_data if session and session.authenticated else None
-        return (
-            f"helo={session.host_name if session else None!r} user={user!r} "
-            f"transaction={self.transaction} from=<{_reverse_path(envelope.mail_from)}> "
-            f"to={','.join(f'<{r}>' for r in envelope.rcpt_tos) or '-'} size={size}"
-        )
-
-    def _log_no_answer(self, event: str, exc: NoAnswer) -> None:
-        self.listener.log_error(self.peer, f"no answer to {event}: {exc}; {self.summary()}")
-
-    def _utf8(self) -> bool:
-        return bool(self.envelope is not None and self.envelope.smtp_utf8)
-
-    def _tls(self) -> dict[str, Any] | None:
-        """The tls details of the connection as it is now (after STARTTLS, the new transport)."""
-        transport = self.transport
-        if self._tls_cache[0] is transport:
-            return self._tls_cache[1]
-        ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
-        info = self.listener.tls_details(ssl_object) if ssl_object is not None else None
-        self._tls_cache = (transport, info)
-        return info
-
-    def _create_session(self) -> Session:
-        session = super()._create_session()
-        if self.session is not None:  # STARTTLS resets the session (RFC 3207 4.2); keep PROXY
-            session.proxy_data = self.session.proxy_data
-        return session
-
 
 class LmtpSession(SmtpSession, LMTP):
     """An LMTP session (RFC 2033): LHLO instead of HELO/EHLO, a reply per recipient after DATA."""
-
-
-class _Hooks:
-    """aiosmtpd's handler: each hook hands over to the session that called it."""
-
-    async def handle_EHLO(
-        self,
-        server: SmtpSession,
-        session: Session,
-        envelope: Envelope,
-        hostname: str,
-        responses: list[str],
-    ) -> list[str]:
-        return await server.on_ehlo(hostname, responses)
-
-    async def handle_MAIL(
-        self,
-        server: SmtpSession,
-        session: Session,
-        envelope: Envelope,
-        address: str,
-        options: list[str],
-    ) -> str:
-        return await server.on_mail(address, options)
-
-    async def handle_RCPT(
-        self,
-        server: SmtpSession,
-        session: Session,
-        envelope: Envelope,
-        address: str,
-        options: list[str],
-    ) -> str:
-        return await server.on_rcpt(address, options)
-
-    async def handle_DATA(self, server: SmtpSession, session: Session, envelope: Envelope) -> str:
-        return await server.on_data()
-
-
-HOOKS = _Hooks()
-
-
-def _rejected_reply(value: Any, utf8: bool) -> Reply:
-    try:
-        code, text = value
-    except (TypeError, ValueError):
-        raise ValueError(f"'rejected' values must be [code, message], got {value!r}") from None
-    return replies.app_reply({"code": code, "message": text}, replies.MESSAGE_REFUSED, utf8=utf8)
-
-
-def _reverse_path(address: str | None) -> str:
-    """The null reverse path ``<>`` (bounces) is ``""`` in events."""
-    return "" if address in (None, "<>") else str(address)
 
 
 def _addresses(

@@ -309,7 +309,8 @@ class AsyncConsumer:
         self._channel_ready.add_done_callback(self._start_channel_pump)
 
     def _start_channel_pump(self, ready: asyncio.Future[None]) -> None:
-        if not ready.cancelled() and not self._stopped.done():
+        # Not once _shutdown() began: it may have collected the tasks to stop already.
+        if ready is self._channel_ready and not ready.cancelled() and not self._stopped.done():
             self._start(self._pump(self.channel_receive))
 
     def _start(self, coro: Awaitable[None]) -> None:
@@ -451,17 +452,20 @@ class AsyncConsumer:
     async def _shutdown(self) -> None:
         """Stop every task of this consumer, leave its groups and the status registry."""
         STATUS.disconnected(self._status_key)
-        if self._channel_ready is not None:
-            self._channel_ready.cancel()
-        if self._stopped.done():
-            # Acted on, even when a cancellation overtook it.
-            self._stopped.exception()
+        # From here on a task that fails must not interrupt this one (see _stop).
+        self._main = None
+        ready, self._channel_ready = self._channel_ready, None
+        if ready is not None:
+            ready.cancel()
         current = asyncio.current_task()
         tasks = [t for t in self._tasks if t is not current]
         for task in tasks:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+        if self._stopped.done():
+            # Acted on, even when a cancellation overtook it or it came during shutdown.
+            self._stopped.exception()
         if self._outbound is not None:
             await self._outbound.close()
         groups = getattr(self, "groups", None)

@@ -24,6 +24,7 @@ message (connection closed).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import TYPE_CHECKING, Any
 
 from .listener import access_logger
@@ -144,7 +145,9 @@ class RequestResponseCycle:
         finally:
             busy = sync_threads.leave(lease)
             if busy is not None:
-                await busy
+                # Wait for the sync code left behind; its outcome is its caller's, not ours.
+                with contextlib.suppress(Exception):
+                    await busy
         if result is not None:
             listener.log_error(peer, f"ASGI callable returned {result!r}; it must return None")
         if self.disconnected:

@@ -97,6 +97,11 @@ class ApplicationInstance:
         self._receiver = receiver
         try:
             return await receiver
+        except asyncio.CancelledError:
+            if receiver.done() and not receiver.cancelled():
+                # Handed over as the app gave up waiting: the next receive() gets it.
+                self._inbox.appendleft(receiver.result())
+            raise
         finally:
             self._receiver = None
 

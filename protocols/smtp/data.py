@@ -9,7 +9,9 @@ checks the lines and removes dot-stuffing with ``bytes`` methods.
 What the client sees is aiosmtpd's: the same limits (RFC 5321 section
 4.5.3.1.6 line length, RFC 1870 size), reported with the same replies after
 the whole message was read (RFC 5321 section 4.2.5), and the same bytes.
-When a message breaks both limits, the one met first while reading wins.
+When a message breaks both limits, the reply is 500 if the long line starts
+within the size limit, else 552 (aiosmtpd, counting line by line, answers 552
+in some of the former cases, depending on where the long line ends).
 
 Relies on one asyncio internal, ``StreamReader._limit``: it is raised from
 the command line limit to :data:`DATA_CHUNK` while the message is read, and

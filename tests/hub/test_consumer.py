@@ -13,6 +13,7 @@ from hub.generic.websocket import AsyncWebsocketConsumer
 from hub.layers import get_channel_layer
 from hub.outbound import OutboundPolicy
 from hub.testing import ApplicationCommunicator, HttpCommunicator, WebsocketCommunicator
+from hub.types import Message
 
 
 class EchoConsumer(AsyncWebsocketConsumer):
@@ -428,6 +429,64 @@ class TestTasks:
                 await asyncio.wait_for(communicator.future, 5)
         finally:
             Stoppable.also = None
+
+
+class Recorder(EchoConsumer):
+    """Tells the client its channel name; records layer pings; a failing cleanup on work."""
+
+    groups = ["recorders"]
+    pings: list[Message] = []
+    working: asyncio.Event | None = None
+
+    async def connect(self):
+        await self.accept()
+        await self.send(text_data=self.channel_name)
+
+    async def layer_ping(self, event):
+        Recorder.pings.append(event)
+
+    async def layer_work(self, event):
+        assert Recorder.working is not None
+        Recorder.working.set()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            raise RuntimeError("cleanup failed (a Redis call while Redis is down)")
+
+
+def channel_readers() -> set[asyncio.Task]:
+    return {t for t in asyncio.all_tasks() if "_pump" in repr(t.get_coro())}
+
+
+class TestEndings:
+    async def test_a_layer_message_in_the_turn_the_server_cancels_starts_no_reader(self):
+        Recorder.pings = []
+        communicator = WebsocketCommunicator(Recorder.as_asgi(), "/")
+        await communicator.connect()
+        channel_name = await communicator.receive_from()
+        before = channel_readers()
+        communicator.future.cancel()
+        await get_channel_layer().send(channel_name, {"type": "layer.ping"})
+        with pytest.raises(asyncio.CancelledError):
+            await communicator.future
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert channel_readers() - before == set()
+        assert Recorder.pings == []
+
+    async def test_a_handler_failing_as_it_is_cancelled_does_not_cut_the_shutdown_short(self):
+        Recorder.working = asyncio.Event()
+        layer = get_channel_layer()
+        communicator = WebsocketCommunicator(Recorder.as_asgi(), "/")
+        await communicator.connect()
+        channel_name = await communicator.receive_from()
+        assert await layer.group_count("recorders") == 1
+        await layer.send(channel_name, {"type": "layer.work"})
+        await Recorder.working.wait()
+        communicator.future.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await communicator.future
+        assert await layer.group_count("recorders") == 0
 
 
 class TestServedAlone:

@@ -11,6 +11,7 @@ import asyncio
 import threading
 from typing import Any
 
+import pytest
 from asgiref.sync import ThreadSensitiveContext, sync_to_async
 
 from .helpers import open_raw, read_response, serve
@@ -127,6 +128,31 @@ class TestThreadReuse:
                 await background[0]
             writer.close()
         assert threads[0] is not threads[1]
+
+    async def test_an_error_of_sync_code_left_running_is_not_the_requests(self) -> None:
+        release = threading.Event()
+        background: list[asyncio.Task[None]] = []
+
+        def fails_late() -> None:
+            release.wait(WAIT)
+            raise ValueError("late sync error")
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            async with ThreadSensitiveContext():
+                background.append(asyncio.create_task(sync_to_async(fails_late)()))
+                await asyncio.sleep(0)
+            await respond(send)
+
+        async with serve(app) as server:
+            reader, writer = await open_raw(server)
+            assert await get(reader, writer) == 200
+            request_tasks = set(server._listener.tasks)
+            release.set()
+            done, _ = await asyncio.wait(request_tasks, timeout=WAIT)
+            with pytest.raises(ValueError, match="late sync error"):
+                await background[0]
+            writer.close()
+        assert [task.exception() for task in done] == [None]
 
     async def test_a_task_outliving_its_request_still_gets_a_thread_for_sync_code(self) -> None:
         go = asyncio.Event()

@@ -12,7 +12,9 @@ messages, publishing from Django). What it does, by the spec's sections:
   retain-as-published per subscription; shared subscriptions
   (``$share/group/filter``) go to one member in turn, online first.
 - **Delivery** is ``channel_layer.send(channel_name, {"type": "broker.deliver", ...})``
-  to the subscriber's consumer, in whatever process it lives; a full channel
+  to the subscriber's consumer, in whatever process it lives (one
+  ``send_many(channel_names, event)`` for the subscribers of a message that get
+  the same event, when the layer has that method); a full channel
   drops a QoS 0 message, and makes a QoS 1/2 publisher wait (which slows the
   publishing client through its in-flight window) up to ``delivery_timeout``.
 - **Retained messages** (3.3.1.3): kept per topic, cleared by an empty
@@ -51,6 +53,31 @@ PENDING_WILLS: dict[str, asyncio.TimerHandle] = {}
 _FAILURE = 0x80
 
 
+def _deliver_event(
+    topic: str,
+    payload: bytes,
+    qos: int,
+    retain: bool,
+    properties: dict[str, Any],
+    identifiers: list[int] | None,
+) -> dict[str, Any]:
+    """The ``broker.deliver`` event of one message for a subscriber."""
+    event: dict[str, Any] = {
+        "type": "broker.deliver",
+        "topic": topic,
+        "payload": payload,
+        "qos": qos,
+        "retain": retain,
+    }
+    if identifiers:
+        event["properties"] = dict(properties, subscription_identifiers=identifiers)
+    elif properties:
+        # Absent when empty: a flat event is copied with dict.copy by the
+        # in-memory layer, not structurally (most messages have none).
+        event["properties"] = properties
+    return event
+
+
 class BrokerConsumer(AsyncMqttConsumer):
     """A standard MQTT broker, one instance per client connection."""
 
@@ -59,9 +86,9 @@ class BrokerConsumer(AsyncMqttConsumer):
     #: Seconds a QoS 1/2 delivery waits for room in a full subscriber channel.
     delivery_timeout: ClassVar[float] = 5.0
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._new_filters: dict[str, bool] = {}
+    #: Filters of the SUBSCRIBE being answered -> whether each is new (for Retain
+    #: Handling 1); a dict of the instance's own while a SUBSCRIBE is handled.
+    _new_filters: dict[str, bool] | None = None
 
     # Session -------------------------------------------------------------------
 
@@ -108,6 +135,8 @@ class BrokerConsumer(AsyncMqttConsumer):
     # Subscriptions -------------------------------------------------------------
 
     async def subscribe(self, topic_filter: str, qos: int, options: dict[str, Any]) -> int:
+        if self._new_filters is None:
+            self._new_filters = {}
         self._new_filters[topic_filter] = await self.state.subscribe(
             self.client_id,
             self.channel_name,
@@ -123,9 +152,10 @@ class BrokerConsumer(AsyncMqttConsumer):
 
     async def subscribed(self, granted: list[tuple[dict[str, Any], int]]) -> None:
         """Send the retained messages each new subscription asks for (Retain Handling)."""
+        new_filters, self._new_filters = self._new_filters or {}, None
         for subscription, code in granted:
             topic_filter = subscription["topic_filter"]
-            is_new = self._new_filters.pop(topic_filter, False)
+            is_new = new_filters.pop(topic_filter, False)
             handling = subscription.get("retain_handling", 0)
             if code >= _FAILURE or handling == 2 or (handling == 1 and not is_new):
                 continue
@@ -168,57 +198,103 @@ class BrokerConsumer(AsyncMqttConsumer):
             stored = {"topic": topic, "payload": payload, "qos": qos, "properties": properties}
             await state.retain(topic, stored if payload else None)
         layer = self.channel_layer
+        # Subscribers that get the same event, by (QoS, retain flag): one dict for
+        # all of them (the layer gives each recipient its own copy), and one call
+        # with a layer that can send to many channels at once.
+        batches: dict[tuple[int, bool], tuple[dict[str, Any], list[str]]] = {}
         for delivery in await state.match(topic, self.client_id):
-            out_properties = properties
-            if delivery.subscription_identifiers:
-                out_properties = dict(
-                    properties, subscription_identifiers=delivery.subscription_identifiers
-                )
-            granted = min(qos, delivery.qos)
-            event = {
-                "type": "broker.deliver",
-                "topic": topic,
-                "payload": payload,
-                "qos": granted,
-                "retain": retain and delivery.retain_as_published,
-                "properties": out_properties,
-            }
-            if delivery.channel is None:
-                if granted:
-                    await state.enqueue(delivery.client_id, event)
-            elif layer is not None:
-                await self._send_to_channel(delivery.channel, event, granted)
-
-    async def _send_to_channel(self, channel: str, event: Message, qos: int) -> None:
-        layer = self.channel_layer
-        if not qos:
-            try:
-                await layer.send(channel, event)
-            except ChannelFull:
-                logger.debug("QoS 0 message to %r dropped: subscriber channel full", event["topic"])
+            granted = qos if qos < delivery.qos else delivery.qos
+            kept = retain and delivery.retain_as_published
+            channel = delivery.channel
+            identifiers = delivery.subscription_identifiers
+            if channel is None or identifiers:
+                event = _deliver_event(topic, payload, granted, kept, properties, identifiers)
+                if channel is None:
+                    if granted:
+                        await state.enqueue(delivery.client_id, event)
+                elif layer is not None:
+                    await self._send([channel], event, granted)
+                continue
+            batch = batches.get((granted, kept))
+            if batch is None:
+                event = _deliver_event(topic, payload, granted, kept, properties, None)
+                batch = batches[granted, kept] = (event, [])
+            batch[1].append(channel)
+        if layer is None:
             return
+        send_many = getattr(layer, "send_many", None)
+        for (granted, _), (event, channels) in batches.items():
+            # With a layer that has send_many(channels, message) -> full channels,
+            # one call for all: the message is checked and its copy chosen once.
+            if send_many is not None and len(channels) > 1:
+                full: list[str] = await send_many(channels, event)
+            else:
+                full = []
+                for channel in channels:
+                    try:
+                        await layer.send(channel, event)
+                    except ChannelFull:
+                        full.append(channel)
+            if full:
+                await self._channels_full(full, event, granted)
+
+    async def _send(self, channels: list[str], event: Message, qos: int) -> None:
+        """Send ``event`` to each of ``channels`` (see :meth:`_channels_full`)."""
+        full = []
+        for channel in channels:
+            try:
+                await self.channel_layer.send(channel, event)
+            except ChannelFull:
+                full.append(channel)
+        if full:
+            await self._channels_full(full, event, qos)
+
+    async def _channels_full(self, channels: list[str], event: Message, qos: int) -> None:
+        """A full channel drops a QoS 0 message, and waits for room for QoS 1/2."""
+        for channel in channels:
+            if qos:
+                await self._send_when_room(channel, event, qos)
+            else:
+                logger.debug(
+                    "QoS 0 message to %r dropped: channel %r full", event["topic"], channel
+                )
+
+    async def _send_when_room(self, channel: str, event: Message, qos: int) -> None:
+        """Send a QoS 1/2 message to a full channel: retry, slowing the publisher, for a while."""
+        layer = self.channel_layer
         delay, waited = 0.001, 0.0
-        while True:
+        while waited < self.delivery_timeout:
+            await asyncio.sleep(delay)
+            waited += delay
+            delay = min(delay * 2, 0.1)
             try:
                 await layer.send(channel, event)
                 return
             except ChannelFull:
-                if waited >= self.delivery_timeout:
-                    logger.warning(
-                        "%s: QoS %d message to %r dropped: subscriber channel full for %.1f s",
-                        self._describe(),
-                        qos,
-                        event["topic"],
-                        waited,
-                    )
-                    return
-                await asyncio.sleep(delay)
-                waited += delay
-                delay = min(delay * 2, 0.1)
+                pass
+        logger.warning(
+            "%s: QoS %d message to %r dropped: subscriber channel full for %.1f s",
+            self._describe(),
+            qos,
+            event["topic"],
+            waited,
+        )
 
     async def broker_deliver(self, event: Message) -> None:
-        """A message routed to this client (from any consumer, in any process)."""
-        await self._deliver_to_client(event, 0.0)
+        """A message routed to this client (from any consumer, in any process).
+
+        :meth:`_deliver_to_client` without the expiry countdown: the message
+        was just published (queued and retained ones go through it). The event
+        is this consumer's own copy (channel layers give each recipient one),
+        with the keys of ``mqtt.publish``: it is sent as it is, retyped.
+        """
+        event["type"] = "mqtt.publish"
+        try:
+            await self.send(event)
+        except OSError:
+            # The connection closed under us: a persistent session keeps QoS 1/2.
+            if event["qos"]:
+                await self.state.enqueue(self.client_id, dict(event, type="broker.deliver"))
 
     async def _deliver_to_client(self, message: Message, age: float) -> None:
         properties = message.get("properties") or {}

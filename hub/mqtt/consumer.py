@@ -218,12 +218,19 @@ class AsyncMqttConsumer(_MqttBase, AsyncConsumer):
     async def mqtt_publish(self, event: Message) -> None:
         message = MqttMessage.from_event(event)
         code = SUCCESS
-        if not await self.authorize_publish(message.topic):
+        # This runs for every message: the default hook, which allows all, is not
+        # awaited, and a handler without captured levels is called without **{}.
+        if type(self).authorize_publish is not AsyncMqttConsumer.authorize_publish and not (
+            await self.authorize_publish(message.topic)
+        ):
             code = NOT_AUTHORIZED
         else:
             try:
                 handler, kwargs = self.route(message)
-                await handler(message, **kwargs)
+                if kwargs:
+                    await handler(message, **kwargs)
+                else:
+                    await handler(message)
             except Refuse as exc:
                 code = exc.reason_code
             except NoRouteFound as exc:

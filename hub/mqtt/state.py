@@ -28,8 +28,13 @@ from protocols.mqtt.topics import parse_shared_subscription, topic_matches
 #: and mosquitto's default.
 MAX_OFFLINE_MESSAGES = 1000
 
+#: Routes :class:`MemoryBrokerState` remembers (a topic and publisher each)
+#: before starting over; enough for the topics in use at once, bounded for a
+#: fleet that publishes each to a topic of its own.
+MATCH_CACHE_SIZE = 4096
 
-@dataclass
+
+@dataclass(slots=True)
 class SubscriptionOptions:
     """One granted subscription of a client (v5 3.8.3.1 options)."""
 
@@ -39,7 +44,7 @@ class SubscriptionOptions:
     subscription_identifier: int | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class Delivery:
     """Where one published message goes: a client, its channel, QoS and identifiers."""
 
@@ -50,11 +55,12 @@ class Delivery:
     subscription_identifiers: list[int] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Client:
     channel: str | None
     subscriptions: dict[str, SubscriptionOptions] = field(default_factory=dict)
-    queue: deque[tuple[float, dict[str, Any]]] = field(default_factory=deque)
+    #: Messages kept while offline; created with the first (an empty deque is 600 bytes).
+    queue: deque[tuple[float, dict[str, Any]]] | None = None
     expires_at: float | None = None
 
 
@@ -106,17 +112,23 @@ class MemoryBrokerState(BrokerState):
     def __init__(self, max_offline_messages: int = MAX_OFFLINE_MESSAGES) -> None:
         self.max_offline_messages = max_offline_messages
         self.clients: dict[str, _Client] = {}
-        self.exact: dict[str, set[str]] = {}  # filter without wildcards -> client ids
+        # Filter without wildcards -> its client id, or a set of them once there are
+        # two: most devices subscribe to a topic of their own, and a set is 216 bytes.
+        self.exact: dict[str, str | set[str]] = {}
         self.wildcard: dict[str, set[str]] = {}  # filter with wildcards -> client ids
         self.shared: dict[tuple[str, str], list[str]] = {}  # (group, filter) -> client ids
         self.turns: dict[tuple[str, str], itertools.count[int]] = {}
         self.retained_messages: dict[str, tuple[float, dict[str, Any]]] = {}
+        # match() results by (topic, publisher), until any subscription or
+        # connection changes: a stream of messages to one topic is routed once.
+        self._matches: dict[tuple[str, str], list[Delivery]] = {}
 
     def _owned(self, client_id: str, channel: str) -> _Client | None:
         client = self.clients.get(client_id)
         return client if client is not None and client.channel == channel else None
 
     async def attach(self, client_id: str, channel: str, clean: bool) -> bool:
+        self._matches.clear()
         client = self.clients.get(client_id)
         expires_at = client.expires_at if client is not None else None
         if expires_at is not None and expires_at <= time.monotonic():
@@ -135,6 +147,7 @@ class MemoryBrokerState(BrokerState):
         client = self._owned(client_id, channel)
         if client is None:
             return
+        self._matches.clear()
         if expiry:
             client.channel = None
             client.expires_at = time.monotonic() + expiry
@@ -155,8 +168,17 @@ class MemoryBrokerState(BrokerState):
             if client_id not in members:
                 members.append(client_id)
             return
-        table = self.wildcard if "+" in topic_filter or "#" in topic_filter else self.exact
-        table.setdefault(topic_filter, set()).add(client_id)
+        if "+" in topic_filter or "#" in topic_filter:
+            self.wildcard.setdefault(topic_filter, set()).add(client_id)
+            return
+        ids = self.exact.get(topic_filter)
+        if ids is None:
+            self.exact[topic_filter] = client_id
+        elif isinstance(ids, str):
+            if ids != client_id:
+                self.exact[topic_filter] = {ids, client_id}
+        else:
+            ids.add(client_id)
 
     def _unindex(self, client_id: str, topic_filter: str) -> None:
         shared = parse_shared_subscription(topic_filter)
@@ -168,12 +190,23 @@ class MemoryBrokerState(BrokerState):
             if not members:
                 self.shared.pop(key, None)
             return
-        table = self.wildcard if "+" in topic_filter or "#" in topic_filter else self.exact
-        ids = table.get(topic_filter)
-        if ids is not None:
-            ids.discard(client_id)
-            if not ids:
-                del table[topic_filter]
+        if "+" in topic_filter or "#" in topic_filter:
+            subscribers = self.wildcard.get(topic_filter)
+            if subscribers is not None:
+                subscribers.discard(client_id)
+                if not subscribers:
+                    del self.wildcard[topic_filter]
+            return
+        ids = self.exact.get(topic_filter)
+        if ids is None:
+            return
+        if isinstance(ids, str):
+            if ids == client_id:
+                del self.exact[topic_filter]
+            return
+        ids.discard(client_id)
+        if len(ids) == 1:
+            self.exact[topic_filter] = next(iter(ids))
 
     async def subscribe(
         self, client_id: str, channel: str, topic_filter: str, options: SubscriptionOptions
@@ -181,6 +214,7 @@ class MemoryBrokerState(BrokerState):
         client = self._owned(client_id, channel)
         if client is None:
             return False
+        self._matches.clear()
         new = topic_filter not in client.subscriptions
         client.subscriptions[topic_filter] = options
         if new:
@@ -191,15 +225,30 @@ class MemoryBrokerState(BrokerState):
         client = self._owned(client_id, channel)
         if client is None or client.subscriptions.pop(topic_filter, None) is None:
             return False
+        self._matches.clear()
         self._unindex(client_id, topic_filter)
         return True
 
     async def match(self, topic: str, publisher: str) -> list[Delivery]:
+        """See :meth:`BrokerState.match`; the list is shared by later calls: read it only."""
+        key = (topic, publisher)
+        deliveries = self._matches.get(key)
+        if deliveries is not None:
+            return deliveries
+        deliveries = self._match(topic, publisher)
+        if not self.shared:  # shared subscriptions take turns: asked anew each time
+            if len(self._matches) >= MATCH_CACHE_SIZE:
+                self._matches.clear()
+            self._matches[key] = deliveries
+        return deliveries
+
+    def _match(self, topic: str, publisher: str) -> list[Delivery]:
         found: dict[str, Delivery] = {}
         clients = self.clients
-        candidates: list[tuple[str, str]] = [
-            (client_id, topic) for client_id in self.exact.get(topic, ())
-        ]
+        ids = self.exact.get(topic, ())
+        candidates: list[tuple[str, str]] = (
+            [(ids, topic)] if isinstance(ids, str) else [(client_id, topic) for client_id in ids]
+        )
         for topic_filter, ids in self.wildcard.items():
             if topic_matches(topic_filter, topic):
                 candidates.extend((client_id, topic_filter) for client_id in ids)
@@ -237,16 +286,18 @@ class MemoryBrokerState(BrokerState):
     async def enqueue(self, client_id: str, message: dict[str, Any]) -> None:
         client = self.clients.get(client_id)
         if client is not None and client.channel is None:
-            if len(client.queue) >= self.max_offline_messages:
+            if client.queue is None:
+                client.queue = deque()
+            elif len(client.queue) >= self.max_offline_messages:
                 client.queue.popleft()
             client.queue.append((time.monotonic(), message))
 
     async def drain(self, client_id: str) -> list[tuple[float, dict[str, Any]]]:
         client = self.clients.get(client_id)
-        if client is None:
+        if client is None or client.queue is None:
             return []
         messages = list(client.queue)
-        client.queue.clear()
+        client.queue = None
         return messages
 
     async def retain(self, topic: str, message: dict[str, Any] | None) -> None:

@@ -47,8 +47,9 @@ interface): :mod:`.config` (``MqttConfig``, every limit), :mod:`.server`
 (``MqttServer`` and the per-listener client ids and sessions),
 :mod:`.protocol` (one connection and its application instance),
 :mod:`.flow` (QoS flows, windows and requests after CONNACK),
-:mod:`.session` (wire state that outlives a connection), :mod:`.messages`
-(the ASGI vocabulary). Logger: ``protocols.mqtt``.
+:mod:`.session` (wire state that outlives a connection), :mod:`.deadlines`
+(one timer for every connection's CONNECT and keep-alive deadlines),
+:mod:`.messages` (the ASGI vocabulary). Logger: ``protocols.mqtt``.
 
 What the codec leaves to its server: keep-alive timing, Packet Identifier
 allocation and in-flight windows (Receive Maximum), QoS retransmission,

@@ -47,10 +47,10 @@ from .errors import (
     TopicAliasInvalid,
     UnsupportedProtocolVersion,
 )
-from .packets import Connack, Connect, Disconnect, Packet, Publish
+from .packets import Connack, Connect, Disconnect, Packet, Puback, Publish
 from .properties import EMPTY_PROPERTIES
 from .reader import DECODERS, connect_protocol_version, read_remaining_length
-from .writer import encode
+from .writer import encode, encode_plain_publish
 
 #: Largest packet the spec allows: a 5-byte fixed header and the largest
 #: Remaining Length (v5 2.2.3, 3.1.2.11.4).
@@ -86,6 +86,7 @@ class Direction(enum.Enum):
 
 
 _P = PacketType
+_PUBACK = bytes((_P.PUBACK << 4, 2))  # fixed header of a 4-byte PUBACK
 _RECEIVED, _SENT = Direction.RECEIVED, Direction.SENT
 _CONNECTED, _CONNECTING, _CLOSED = State.CONNECTED, State.CONNECTING, State.CLOSED
 _PUBLISH_FLOW = (_P.PUBLISH, _P.PUBACK, _P.PUBREC, _P.PUBREL, _P.PUBCOMP)
@@ -162,6 +163,26 @@ class MqttConnection:
         ``send(packet) -> bytes`` for every packet to write.
     """
 
+    __slots__ = (
+        "_error",
+        "_needed",
+        "_pending",
+        "_pending_size",
+        "_receivable",
+        "_sendable",
+        "_state",
+        "_topic_aliases",
+        "_v5",
+        "connect",
+        "max_packet_size",
+        "peer_max_packet_size",
+        "peer_topic_alias_maximum",
+        "protocol_version",
+        "protocol_versions",
+        "role",
+        "topic_alias_maximum",
+    )
+
     def __init__(
         self,
         role: Role = Role.SERVER,
@@ -172,6 +193,8 @@ class MqttConnection:
         if not 2 <= max_packet_size <= MAX_PACKET_SIZE:
             raise ValueError(f"max_packet_size={max_packet_size}, must be 2-{MAX_PACKET_SIZE}")
         self.role = role
+        self._receivable: dict[int, State] = {}
+        self._sendable: dict[int, State] = {}
         #: Largest packet accepted from the peer (bytes, fixed header included).
         self.max_packet_size = max_packet_size
         self.protocol_versions = protocol_versions
@@ -186,12 +209,24 @@ class MqttConnection:
         self.topic_alias_maximum = 0
         #: Topic Alias Maximum the peer announced (aliases this side may use).
         self.peer_topic_alias_maximum = 0
-        self._topic_aliases: dict[int, str] = {}
+        self._topic_aliases: dict[int, str] | None = None  # made by the first alias
         self._v5 = False
         self._error: ProtocolError | None = None
         self._pending: list[bytes] = []
         self._pending_size = 0
         self._needed = 0  # bytes the pending packet needs before parsing is worth trying
+
+    @property
+    def state(self) -> State:
+        """Where the connection is (see the module docstring)."""
+        return self._state
+
+    @state.setter
+    def state(self, state: State) -> None:
+        # The transitions of the new state, looked up once here rather than per packet.
+        self._state = state
+        self._receivable = _BY_DIRECTION[self.role, state, _RECEIVED]
+        self._sendable = _BY_DIRECTION[self.role, state, _SENT]
 
     # -- Receiving ------------------------------------------------------------------
 
@@ -208,7 +243,7 @@ class MqttConnection:
         """
         if self._error is not None:
             raise self._error
-        if self.state is _CLOSED:
+        if self._state is _CLOSED:
             return []
         if self._pending:
             self._pending.append(data)
@@ -240,7 +275,7 @@ class MqttConnection:
         events: list[Packet] = []
         end = len(buf)
         pos = 0
-        receivable = _BY_DIRECTION[self.role, self.state, _RECEIVED]
+        receivable = self._receivable
         v5 = self._v5
         max_size = self.max_packet_size
         while pos < end:
@@ -274,9 +309,9 @@ class MqttConnection:
             if type(packet) is Publish:
                 if v5 and packet.properties is not EMPTY_PROPERTIES:
                     packet = self._received_publish(packet)
-            elif next_state is not self.state or packet_type == _P.CONNACK:
+            elif next_state is not self._state or packet_type == _P.CONNACK:
                 self._received_transition(packet, next_state)
-                receivable = _BY_DIRECTION[self.role, self.state, _RECEIVED]
+                receivable = self._receivable
                 v5 = self._v5
                 max_size = self.max_packet_size
                 if self.state is _CLOSED:
@@ -328,10 +363,13 @@ class MqttConnection:
                 f"Topic Alias {alias}, over the Topic Alias Maximum {self.topic_alias_maximum}"
             )
         topic = packet.topic
+        aliases = self._topic_aliases
         if topic:
-            self._topic_aliases[alias] = topic
+            if aliases is None:
+                aliases = self._topic_aliases = {}
+            aliases[alias] = topic
         else:
-            topic = self._topic_aliases.get(alias, "")
+            topic = aliases.get(alias, "") if aliases is not None else ""
             if not topic:
                 raise ProtocolViolation(f"PUBLISH with Topic Alias {alias}, which has no topic")
         return replace(packet, topic=topic, properties=replace(properties, topic_alias=None))
@@ -381,7 +419,7 @@ class MqttConnection:
             OutgoingPacketTooLarge: it exceeds the peer's Maximum Packet Size.
         """
         packet_type = packet.type
-        next_state = _BY_DIRECTION[self.role, self.state, _SENT].get(packet_type)
+        next_state = self._sendable.get(packet_type)
         if next_state is None:
             raise LocalProtocolError(
                 f"{self.role.value} cannot send {packet_type.name} in state {self.state.name}"
@@ -412,9 +450,41 @@ class MqttConnection:
                 len(data),
                 limit,
             )
-        if next_state is not self.state or packet_type == _P.CONNACK:
+        if next_state is not self._state or packet_type == _P.CONNACK:
             self._sent_transition(packet, next_state)
         return data
+
+    def send_plain_publish(self, topic: str, payload: bytes, retain: bool = False) -> bytes:
+        """``send(Publish(topic, payload, retain=retain))``: QoS 0, no properties.
+
+        The fan-out path: the bytes are shared by every connection of the
+        process that sends this message (:func:`~.writer.encode_plain_publish`).
+        """
+        if self._state is not _CONNECTED:
+            return self.send(Publish(topic, payload, retain=retain))
+        try:
+            data = encode_plain_publish(topic, payload, retain, self._v5)
+        except (OverflowError, UnicodeEncodeError) as exc:
+            raise LocalProtocolError(f"Publish: a value cannot be encoded: {exc}") from None
+        limit = self.peer_max_packet_size
+        if limit is not None and len(data) > limit:
+            raise OutgoingPacketTooLarge(
+                f"PUBLISH of {len(data)} bytes, over the peer's maximum of {limit}",
+                len(data),
+                limit,
+            )
+        return data
+
+    def send_puback(self, packet_id: int) -> bytes:
+        """``send(Puback(packet_id))``: a successful QoS 1 acknowledgement.
+
+        Once per QoS 1 message received: its four bytes without building the
+        packet (both versions: v5 leaves out a Success reason code, 3.4.2.1).
+        """
+        limit = self.peer_max_packet_size
+        if self._state is not _CONNECTED or (limit is not None and limit < 4):
+            return self.send(Puback(packet_id))
+        return _PUBACK + packet_id.to_bytes(2, "big")
 
     def _sent_transition(self, packet: Packet, next_state: State) -> None:
         if isinstance(packet, Connect | Connack):

@@ -85,6 +85,38 @@ class Publish:
     properties: Properties = EMPTY_PROPERTIES
 
 
+_PUBLISH_FIELDS = ("topic", "payload", "qos", "retain", "packet_id", "dup", "properties")
+_SET_TOPIC, _SET_PAYLOAD, _SET_QOS, _SET_RETAIN, _SET_PACKET_ID, _SET_DUP, _SET_PROPERTIES = (
+    Publish.__dict__[name].__set__ for name in _PUBLISH_FIELDS
+)
+
+
+def new_publish(
+    topic: str,
+    payload: bytes,
+    qos: QoS,
+    retain: bool,
+    packet_id: int | None,
+    dup: bool,
+    properties: Properties,
+) -> Publish:
+    """``Publish(topic, payload, qos, retain, packet_id, dup, properties)``, in half the time.
+
+    A frozen dataclass's ``__init__`` sets each field through
+    ``object.__setattr__``; this sets the slots directly. For the per-message
+    paths (the reader, the server's outbound QoS 1/2), every field given.
+    """
+    publish: Publish = object.__new__(Publish)
+    _SET_TOPIC(publish, topic)
+    _SET_PAYLOAD(publish, payload)
+    _SET_QOS(publish, qos)
+    _SET_RETAIN(publish, retain)
+    _SET_PACKET_ID(publish, packet_id)
+    _SET_DUP(publish, dup)
+    _SET_PROPERTIES(publish, properties)
+    return publish
+
+
 @dataclass(frozen=True, slots=True)
 class Puback:
     """PUBACK: QoS 1 acknowledgement (3.4)."""

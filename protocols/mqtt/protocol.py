@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import enum
 import secrets
-from collections import deque
 from typing import TYPE_CHECKING, Any, cast
 
 from protocols.http_ws.flow import FlowControl
@@ -78,8 +77,53 @@ CLIENT, LOST, KEEP_ALIVE, TAKEN_OVER, PROTOCOL, CLOSED, SHUTDOWN = (
 _SCOPE_PROPERTY_SKIP = ("session_expiry_interval",)
 
 
+def _address(name: tuple[Any, ...]) -> tuple[str, int]:
+    """``(host, port)`` of a socket address; the transport's own tuple when it is one."""
+    if len(name) == 2 and type(name[0]) is str and type(name[1]) is int:
+        return cast(tuple[str, int], name)  # kept by the transport anyway: no copy
+    return (str(name[0]), int(name[1]))
+
+
 class MqttProtocol(asyncio.Protocol):
-    """One MQTT connection, from accept to close, and its application instance."""
+    """One MQTT connection, from accept to close, and its application instance.
+
+    Ten thousand idle devices are ten thousand of these: the attributes are
+    slots, and what only some connections need (the event queue's storage,
+    the write buffer) is created when first used.
+    """
+
+    __slots__ = (
+        "backlog",
+        "client",
+        "client_id",
+        "config",
+        "conn",
+        "connect",
+        "counted",
+        "deadline",
+        "disconnect",
+        "flow",
+        "head",
+        "last_read",
+        "listener",
+        "loop",
+        "out",
+        "out_size",
+        "phase",
+        "publish_will",
+        "queue",
+        "reason",
+        "reason_code",
+        "scope",
+        "server",
+        "session_expiry",
+        "slot",
+        "started",
+        "transport",
+        "v5",
+        "waiter",
+        "wire",
+    )
 
     def __init__(self, listener: Listener) -> None:
         self.listener = listener
@@ -89,26 +133,42 @@ class MqttProtocol(asyncio.Protocol):
         self.flow: FlowControl = None  # type: ignore[assignment]
         self.phase = Phase.AWAITING_CONNECT
         self.conn = MqttConnection(Role.SERVER, max_packet_size=self.config.max_packet_size)
-        self.peer = "unknown"
         self.client_id = "-"
         self.client: tuple[str, int] | None = None
         self.server: tuple[str, int | None] | None = None
         self.connect: Connect | None = None
         self.v5 = False
-        self.queue: deque[Message] = deque()
+        #: Events for the application: ``queue[head:]`` (a list, 56 bytes when empty,
+        #: where a deque takes 600; it is cleared whenever the app caught up).
+        self.queue: list[Message] = []
+        self.head = 0
+        #: Packets written in this turn of the event loop, not yet given to the transport.
+        self.out: list[bytes] | None = None
+        self.out_size = 0
         self.waiter: asyncio.Future[None] | None = None
         self.disconnect: Message | None = None
         self.reason: str | None = None
         self.reason_code = ReasonCode.UNSPECIFIED_ERROR
         self.publish_will = True
         self.session_expiry = 0
-        self.timer: asyncio.TimerHandle | None = None
+        #: Loop time of the CONNECT (then of the application's answer) deadline;
+        #: checked by the listener's :class:`~.deadlines.Deadlines`, in ``slot``.
+        self.deadline = 0.0
+        self.slot = 0
         self.last_read = 0.0
         self.wire: WireFlow | None = None
         #: Packets read but held back while the publish rate is over its limit.
         self.backlog: list[Packet] | None = None
         self.started = False
         self.counted = False
+
+    @property
+    def peer(self) -> str:
+        """The client's address for log lines (made when logged, not kept)."""
+        if self.client is None:
+            return "unix" if self.transport is not None else "unknown"
+        host, port = self.client
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
     # Accepting ----------------------------------------------------------------------
 
@@ -120,13 +180,9 @@ class MqttProtocol(asyncio.Protocol):
         peername = transport.get_extra_info("peername")
         sockname = transport.get_extra_info("sockname")
         if isinstance(peername, tuple):
-            self.client = (str(peername[0]), int(peername[1]))
-            host, port = self.client
-            self.peer = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        else:
-            self.peer = "unix"
+            self.client = _address(peername)
         if isinstance(sockname, tuple):
-            self.server = (str(sockname[0]), int(sockname[1]))
+            self.server = _address(sockname)
         elif isinstance(sockname, str) and sockname:
             self.server = (sockname, None)
         if listener.closing:
@@ -144,10 +200,22 @@ class MqttProtocol(asyncio.Protocol):
         self.counted = True
         transport.set_write_buffer_limits(high=self.config.write_buffer_high_water)
         self.flow = FlowControl(transport)
-        self.timer = self.loop.call_later(self.config.connect_timeout, self.connect_expired)
+        self.deadline = self.loop.time() + self.config.connect_timeout
+        listener.deadlines.add(self, self.deadline)
+
+    def deadline_reached(self, now: float) -> None:
+        """The listener's timer wheel asks: act on the deadline of this phase, if it passed."""
+        if self.phase is Phase.OPEN:
+            self.check_keep_alive(now)
+        elif self.phase is not Phase.CLOSED:
+            if now < self.deadline:
+                self.listener.deadlines.add(self, self.deadline)
+            elif self.phase is Phase.AWAITING_CONNECT:
+                self.connect_expired()
+            else:
+                self.connect_answer_expired()
 
     def connect_expired(self) -> None:
-        self.timer = None
         if self.phase is Phase.AWAITING_CONNECT:
             self.log("info", f"no CONNECT within {self.config.connect_timeout} s (connect_timeout)")
             self.transport.abort()
@@ -190,11 +258,54 @@ class MqttProtocol(asyncio.Protocol):
         self.reason = PROTOCOL
         self.reason_code = error.reason_code
         if error.data_to_send:
-            self.transport.write(error.data_to_send)
-        self.transport.close()
+            self.write(error.data_to_send)
+        self.close_transport()
 
     def eof_received(self) -> bool | None:
         return None
+
+    # Writing ------------------------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        """Write ``data`` at the end of this turn of the event loop, with the rest of the turn's.
+
+        A subscriber is often sent many messages in one turn (a publisher's
+        packets arrive together, and fan out to every subscriber): one
+        ``send()`` system call for all of them instead of one each. Past
+        ``write_buffer_high_water`` bytes they are written at once, so the
+        transport's flow control (``pause_writing``) still applies.
+        """
+        out = self.out
+        if out is None:
+            self.out = [data]
+            self.out_size = len(data)
+            self.loop.call_soon(self.end_turn)
+            if len(data) >= self.config.write_buffer_high_water:
+                self.flush()
+            return
+        out.append(data)
+        self.out_size += len(data)
+        if self.out_size >= self.config.write_buffer_high_water:
+            self.flush()
+
+    def flush(self) -> None:
+        """Give the transport what :meth:`write` gathered."""
+        out = self.out
+        if not out:
+            return
+        self.out = []  # not None: the flush already scheduled for this turn will run
+        self.out_size = 0
+        if not self.transport.is_closing():
+            self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+
+    def end_turn(self) -> None:
+        self.flush()
+        self.out = None
+
+    def close_transport(self) -> None:
+        """Close after writing what was gathered (the last packets come before the FIN)."""
+        self.flush()
+        self.transport.close()
 
     def pause_writing(self) -> None:
         self.flow.pause_writing()
@@ -208,9 +319,9 @@ class MqttProtocol(asyncio.Protocol):
         was_open = self.phase is Phase.OPEN
         self.phase = Phase.CLOSED
         listener = self.listener
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
+        if self.slot:
+            listener.deadlines.remove(self)
+        self.out = None
         if self.flow is not None:
             self.flow.resume_writing()
         if self.counted:
@@ -236,9 +347,6 @@ class MqttProtocol(asyncio.Protocol):
     # CONNECT ------------------------------------------------------------------------
 
     def handle_connect(self, packet: Connect) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
         self.flow.pause_reading()
         self.connect = packet
         self.v5 = packet.protocol_version is ProtocolVersion.V5
@@ -293,13 +401,11 @@ class MqttProtocol(asyncio.Protocol):
         self.phase = Phase.CONNECTING
         self.started = True
         self.queue.append(event)
-        self.timer = self.loop.call_later(
-            self.config.connect_answer_timeout, self.connect_answer_expired
-        )
+        self.deadline = self.loop.time() + self.config.connect_answer_timeout
+        self.listener.deadlines.add(self, self.deadline)
         self.listener.spawn(self.run_asgi())
 
     def connect_answer_expired(self) -> None:
-        self.timer = None
         if self.phase is Phase.CONNECTING:
             self.log(
                 "error",
@@ -315,16 +421,13 @@ class MqttProtocol(asyncio.Protocol):
         self.reason, self.reason_code, self.publish_will = CLOSED, code, False
         packet = Connack(reason_code=code, properties=properties or Properties())
         try:
-            self.transport.write(self.conn.send(packet))
+            self.write(self.conn.send(packet))
         except Exception:
-            self.transport.write(self.conn.send(Connack(reason_code=code)))
-        self.transport.close()
+            self.write(self.conn.send(Connack(reason_code=code)))
+        self.close_transport()
 
     def accept(self, message: Message) -> None:
         """The application accepted: take the client id over, CONNACK, resume the session."""
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
         listener = self.listener
         session_present = bool(message.get("session_present", False))
         session = listener.claim(self, session_present)
@@ -351,12 +454,10 @@ class MqttProtocol(asyncio.Protocol):
         self.phase = Phase.OPEN
         self.publish_will = True
         self.wire = WireFlow(self, session)
-        self.transport.write(
-            self.conn.send(Connack(session_present=session_present, properties=properties))
-        )
+        self.write(self.conn.send(Connack(session_present=session_present, properties=properties)))
         keep_alive = connect.keep_alive
         if keep_alive:
-            self.timer = self.loop.call_later(keep_alive * 1.5, self.check_keep_alive)
+            listener.deadlines.add(self, self.loop.time() + keep_alive * 1.5)
         self.wire.resume()
         try:
             pipelined = self.conn.receive_data(b"")
@@ -365,23 +466,23 @@ class MqttProtocol(asyncio.Protocol):
             return
         if pipelined:
             self.handle_packets(pipelined)
-        if self.phase is Phase.OPEN and len(self.queue) < config.max_queue:
+        if self.phase is Phase.OPEN and self.queued() < config.max_queue:
             self.flow.resume_reading()
 
     # Timers, takeover, shutdown -----------------------------------------------------
 
-    def check_keep_alive(self) -> None:
-        self.timer = None
+    def check_keep_alive(self, now: float) -> None:
         if self.phase is not Phase.OPEN:
             return
         assert self.connect is not None
         limit = self.connect.keep_alive * 1.5
-        now = self.loop.time()
+        if not limit:
+            return  # Keep Alive 0: no deadline (this was the CONNECT's)
         if self.flow.read_paused:
             self.last_read = now  # we are not reading: the client is not idle
-        remaining = self.last_read + limit - now
-        if remaining > 0:
-            self.timer = self.loop.call_later(remaining, self.check_keep_alive)
+        deadline = self.last_read + limit
+        if deadline > now:
+            self.listener.deadlines.add(self, deadline)
             return
         self.log("info", f"nothing received for {limit:g} s (1.5 x keep alive), closing")
         self.close_with(ReasonCode.KEEP_ALIVE_TIMEOUT, KEEP_ALIVE)
@@ -397,10 +498,10 @@ class MqttProtocol(asyncio.Protocol):
         if self.phase is Phase.OPEN and self.v5:
             properties = Properties(reason_string=reason_string) if reason_string else Properties()
             try:
-                self.transport.write(self.conn.send(Disconnect(code, properties)))
+                self.write(self.conn.send(Disconnect(code, properties)))
             except Exception:
                 self.log("debug", "could not send DISCONNECT")
-        self.transport.close()
+        self.close_transport()
 
     def take_over(self) -> None:
         """Another connection with this client id was accepted (v5 DISCONNECT 0x8E)."""
@@ -437,19 +538,30 @@ class MqttProtocol(asyncio.Protocol):
         queue = self.queue
         queue.append(message)
         self.wake()
-        if len(queue) >= self.config.max_queue:
+        if len(queue) - self.head >= self.config.max_queue:
             self.flow.pause_reading()
+
+    def queued(self) -> int:
+        """Events queued for the application and not received yet."""
+        return len(self.queue) - self.head
 
     async def receive(self) -> Message:
         queue = self.queue
-        while not queue:
+        while self.head >= len(queue):
             if self.disconnect is not None:
                 return self.disconnect
             if self.flow.read_paused and self.phase is Phase.OPEN and self.wire is not None:
                 self.wire.maybe_resume_reading()
             waiter = self.waiter = self.loop.create_future()
             await waiter
-        return queue.popleft()
+        head = self.head
+        message = queue[head]
+        if head + 1 < len(queue):
+            self.head = head + 1
+        else:  # caught up: drop the list's storage, an idle connection keeps none
+            queue.clear()
+            self.head = 0
+        return message
 
     async def send(self, message: Message) -> None:
         message_type = message.get("type")

@@ -58,6 +58,7 @@ from .packets import (
     Unsuback,
     Unsubscribe,
     Will,
+    new_publish,
 )
 from .properties import (
     ALLOWED_PROPERTIES,
@@ -406,7 +407,7 @@ def decode_publish(flags: int, buf: bytes, pos: int, end: int, v5: bool) -> Publ
             raise ProtocolViolation("PUBLISH with an empty topic name and no Topic Alias")
     elif not topic:
         raise TopicNameInvalid("PUBLISH with an empty topic name (MQTT-4.7.3-1)")
-    return Publish(
+    return new_publish(
         topic,
         buf[pos:end],
         _QOS[qos],

@@ -35,6 +35,7 @@ from protocols.http_ws.tls import server_tls_details
 from protocols.serving import ListeningServer
 
 from .config import MqttConfig
+from .deadlines import Deadlines
 from .messages import ASGIApp
 from .protocol import MqttProtocol
 from .session import Session
@@ -72,6 +73,8 @@ class Listener:
         self.clients: dict[str, MqttProtocol] = {}
         self.sessions: dict[str, Session] = {}
         self.tasks: set[asyncio.Task[None]] = set()
+        #: The connections' CONNECT, answer and keep-alive deadlines, in one timer.
+        self.deadlines = Deadlines(self.loop)
         self.closing = False
         self._idle: asyncio.Event | None = None
         self._next_sweep = self.loop.time() + SESSION_SWEEP_INTERVAL

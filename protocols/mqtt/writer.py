@@ -216,6 +216,48 @@ def encode_publish(packet: Publish, v5: bool) -> bytes:
     return b"".join((_ONE_BYTE[first], encode_remaining_length(length), header, payload))
 
 
+#: Most entries :func:`encode_plain_publish` keeps: the messages of one burst
+#: fanned out to many subscribers (each subscriber's consumer sends them in turn).
+PLAIN_PUBLISH_CACHE_SIZE = 256
+#: Largest payload :func:`encode_plain_publish` keeps: hashing a larger one for
+#: the lookup costs about what encoding it again does.
+PLAIN_PUBLISH_CACHE_MAX_PAYLOAD = 1024
+
+_plain_publishes: dict[tuple[str, bytes, bool, bool], bytes] = {}
+
+
+def encode_plain_publish(topic: str, payload: bytes, retain: bool, v5: bool) -> bytes:
+    """A QoS 0 PUBLISH without properties, encoded once for every peer it goes to.
+
+    The same bytes as ``encode_publish(Publish(topic, payload, retain=retain), v5)``;
+    a message delivered to a hundred subscribers is one encoding and a hundred
+    dictionary lookups (the topic's and payload's hashes are cached by Python).
+    """
+    if len(payload) > PLAIN_PUBLISH_CACHE_MAX_PAYLOAD:
+        return _plain_publish(topic, payload, retain, v5)
+    key = (topic, payload, retain, v5)
+    data = _plain_publishes.get(key)
+    if data is None:
+        data = _plain_publish(topic, payload, retain, v5)
+        if len(_plain_publishes) >= PLAIN_PUBLISH_CACHE_SIZE:
+            _plain_publishes.clear()  # cheaper than evicting one by one; a burst refills it
+        _plain_publishes[key] = data
+    return data
+
+
+def _plain_publish(topic: str, payload: bytes, retain: bool, v5: bool) -> bytes:
+    """:func:`encode_publish` of a QoS 0 PUBLISH without properties, without the packet."""
+    if not topic or "+" in topic or "#" in topic or "\x00" in topic:
+        raise LocalProtocolError(f"PUBLISH topic {topic!r} is empty, or has a wildcard or U+0000")
+    encoded_topic = topic.encode()
+    header = len(encoded_topic).to_bytes(2, "big") + encoded_topic
+    if v5:
+        header += _NO_PROPERTIES
+    length = len(header) + len(payload)
+    first = _ONE_BYTE[0x31 if retain else 0x30]
+    return b"".join((first, encode_remaining_length(length), header, payload))
+
+
 def _ack_encoder(packet_type: PacketType, first_byte: int) -> Callable[[Any, bool], bytes]:
     short_header = _ONE_BYTE[first_byte] + b"\x02"
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from typing import Any, ClassVar
 
 import pytest
 from django.contrib.auth.models import User
 
+from hub.exceptions import ChannelFull
 from hub.generic.mqtt import (
     AsyncMqttConsumer,
     BrokerConsumer,
@@ -15,6 +17,7 @@ from hub.generic.mqtt import (
     TopicRouter,
     topic,
 )
+from hub.layers import InMemoryChannelLayer
 from hub.routing import ProtocolTypeRouter
 from hub.testing.mqtt import Disconnected, MqttCommunicator
 
@@ -326,6 +329,54 @@ class TestBrokerConsumer:
         assert (await back.receive_publish()).payload == b"reboot"
         await operator.disconnect()
         await back.disconnect()
+
+
+class SendManyLayer(InMemoryChannelLayer):
+    """The in-memory layer with ``send_many(channels, message)``, returning the full channels."""
+
+    batches: ClassVar[list[int]] = []
+
+    async def send_many(self, channels: list[str], message: dict[str, Any]) -> list[str]:
+        type(self).batches.append(len(channels))
+        full = []
+        for channel in channels:
+            try:
+                await self.send(channel, message)
+            except ChannelFull:
+                full.append(channel)
+        return full
+
+
+@pytest.fixture
+def send_many_layer(settings):
+    """The default layer is a :class:`SendManyLayer` holding ``capacity`` messages per channel."""
+    SendManyLayer.batches = []
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": f"{__name__}.SendManyLayer",
+            "CONFIG": {"capacity": 2},
+        }
+    }
+    return SendManyLayer
+
+
+class TestBrokerFanOut:
+    async def test_subscribers_of_one_message_are_sent_it_in_one_send_many_call(
+        self, broker, send_many_layer
+    ):
+        subscribers = [broker(f"sub{i}") for i in range(3)]
+        for subscriber in subscribers:
+            await subscriber.connect()
+            await subscriber.subscribe("alerts/#", qos=0)
+        publisher = broker("pub")
+        await publisher.connect()
+        await publisher.publish("alerts/fire", b"hall 2")
+        for subscriber in subscribers:
+            message = await subscriber.receive_publish()
+            assert (message.topic, message.payload) == ("alerts/fire", b"hall 2")
+        assert send_many_layer.batches == [3]
+        for client in (*subscribers, publisher):
+            await client.disconnect()
 
 
 class TestCommunicatorChecks:

@@ -13,6 +13,7 @@ from protocols.mqtt import (
     LocalProtocolError,
     MalformedPacket,
     MqttConnection,
+    OutgoingPacketTooLarge,
     Pingreq,
     Properties,
     ProtocolVersion,
@@ -33,7 +34,7 @@ from protocols.mqtt import (
 )
 from protocols.mqtt.connection import MAX_PACKET_SIZE
 from protocols.mqtt.reader import read_remaining_length
-from protocols.mqtt.writer import encode_remaining_length
+from protocols.mqtt.writer import encode_plain_publish, encode_remaining_length
 
 from .helpers import CONNECT_V5_WIRE, CONNECT_V311_WIRE
 
@@ -268,3 +269,49 @@ class TestWriterRefusesWhatThePeerWouldCallMalformed:
         version = packet.protocol_version if isinstance(packet, Connect) else V5
         with pytest.raises(LocalProtocolError):
             encode(packet, version)
+
+
+class TestPlainPublish:
+    """A QoS 0 PUBLISH without properties, encoded once for all the peers it goes to."""
+
+    @pytest.mark.parametrize("version", [ProtocolVersion.V311, ProtocolVersion.V5])
+    @pytest.mark.parametrize(
+        ("topic", "payload", "retain"),
+        [("a/b", b"21.5", False), ("été/x", b"", True), ("t", b"z" * 5000, False)],
+    )
+    def test_the_bytes_are_those_of_the_packet(self, version, topic, payload, retain):
+        v5 = version is ProtocolVersion.V5
+        expected = encode(Publish(topic, payload, retain=retain), version)
+        assert encode_plain_publish(topic, payload, retain, v5) == expected
+
+    def test_a_message_to_many_peers_is_encoded_once(self):
+        payload = b"fan-out"
+        first = encode_plain_publish("alerts/fire", payload, False, False)
+        assert encode_plain_publish("alerts/fire", payload, False, False) is first
+        assert encode_plain_publish("alerts/fire", payload, False, True) != first  # v5 bytes
+
+    @pytest.mark.parametrize("topic", ["", "a/#", "a/+/b", "a\x00b"])
+    def test_a_topic_that_is_not_a_topic_name_is_refused(self, topic):
+        with pytest.raises(LocalProtocolError):
+            encode_plain_publish(topic, b"x", False, False)
+
+    def test_the_connection_respects_the_peers_maximum_packet_size(self):
+        server = MqttConnection(Role.SERVER)
+        server.receive_data(
+            encode(Connect("c", ProtocolVersion.V5, properties=Properties(maximum_packet_size=20)))
+        )
+        server.send(Connack())
+        assert server.send_plain_publish("t", b"x" * 10) == encode(
+            Publish("t", b"x" * 10), ProtocolVersion.V5
+        )
+        with pytest.raises(OutgoingPacketTooLarge):
+            server.send_plain_publish("t", b"x" * 20)
+
+
+class TestSuccessfulPuback:
+    @pytest.mark.parametrize("version", [ProtocolVersion.V311, ProtocolVersion.V5])
+    def test_the_bytes_are_those_of_the_packet(self, version):
+        server = MqttConnection(Role.SERVER)
+        server.receive_data(encode(Connect("c", version), version))
+        server.send(Connack())
+        assert server.send_puback(513) == encode(Puback(513), version)

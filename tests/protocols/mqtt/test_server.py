@@ -15,6 +15,8 @@ from protocols.mqtt import (
     MqttConfig,
     MqttConnection,
     MqttServer,
+    Pingreq,
+    Pingresp,
     ProtocolVersion,
     Puback,
     Publish,
@@ -269,6 +271,31 @@ class TestServerDuties:
         await peer.receive()
         disconnect = await peer.receive()
         assert disconnect.reason_code == ReasonCode.KEEP_ALIVE_TIMEOUT
+
+    async def test_a_connection_without_connect_is_closed_after_connect_timeout(self, servers):
+        server = await servers(accepting(), connect_timeout=0.2)
+        host, port = server.bound_addresses[0]
+        peer = Peer(*await asyncio.open_connection(host, port))
+        assert await peer.closed()
+
+    async def test_a_client_that_pings_stays_connected_past_its_keep_alive(self, servers):
+        peer = await connect(await servers(accepting()), keep_alive=1)
+        await peer.receive()
+        for _ in range(4):  # 2 s: past the first 1.5 s deadline, which is pushed back
+            await asyncio.sleep(0.5)
+            await peer.send(Pingreq())
+            assert isinstance(await peer.receive(), Pingresp)
+
+    async def test_messages_written_in_one_turn_arrive_in_order(self, servers):
+        async def on_event(event, send):
+            for index in range(200):
+                await send({"type": "mqtt.publish", "topic": "t", "payload": b"%d" % index})
+
+        peer = await connect(await servers(accepting(on_event)))
+        await peer.receive()
+        await peer.send(Publish("go", b""))
+        payloads = [(await peer.receive()).payload for _ in range(200)]
+        assert payloads == [b"%d" % index for index in range(200)]
 
     async def test_shutdown_sends_disconnect_0x8b(self):
         server = await start(accepting())

@@ -349,6 +349,9 @@ class AsyncConsumer:
                             self._pass_turn()
                         else:
                             self._busy = False
+                    # Waiting for the next message, an idle consumer keeps no
+                    # reference to its last one (a SUBSCRIBE event: ~300 bytes).
+                    del message
             else:
                 slots = self._slots
                 while not stopped.done():

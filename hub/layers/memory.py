@@ -83,7 +83,10 @@ class _Channel:
         return self.messages
 
 
-_ATOMS = (str, bytes, int, float, bool, type(None))
+_ATOMS = frozenset((str, bytes, int, float, bool, type(None)))
+#: ``dict.copy`` typed as a copier (a ``cast`` with ``Callable[...]`` per call
+#: builds a generic alias each time: a tenth of a fan-out's CPU).
+_DICT_COPY = cast(Callable[[Message], Message], dict.copy)
 
 
 def copy_message(value: Any) -> Any:
@@ -106,7 +109,7 @@ def copier_for(message: Message) -> Callable[[Message], Message]:
         for value in message.values():
             if type(value) not in _ATOMS:
                 return copy_message
-        return cast(Callable[[Message], Message], dict.copy)
+        return _DICT_COPY
     return copy_message
 
 
@@ -157,6 +160,30 @@ class InMemoryChannelLayer(BaseChannelLayer):
         if now >= self._next_sweep:
             self._sweep(now)
         self._put(channel, copier_for(message)(message), now)
+
+    async def send_many(self, channels: list[str], message: Message) -> list[str]:
+        """``send(channel, message)`` to each of ``channels``; return those that were full.
+
+        For a message to many channels at once (an MQTT broker's fan-out): the
+        message is checked, and its way of copying chosen, once for all.
+
+        Raises:
+            TypeError: a channel name or the message is invalid.
+        """
+        require_message(message)
+        now = time.monotonic()
+        if now >= self._next_sweep:
+            self._sweep(now)
+        copy_for, known, put = copier_for(message), self._channels, self._put
+        full: list[str] = []
+        for channel in channels:
+            if type(channel) is not str or channel not in known:
+                self.require_valid_channel_name(channel)
+            try:
+                put(channel, copy_for(message), now)
+            except ChannelFull:
+                full.append(channel)
+        return full
 
     async def receive(self, channel: str) -> Message:
         """The next message on ``channel``, waiting for one if it is empty.

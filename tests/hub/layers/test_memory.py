@@ -89,6 +89,23 @@ class TestMessageReady:
         assert "message_ready" in layer.extensions
 
 
+class TestSendMany:
+    async def test_each_channel_gets_its_own_copy_and_full_ones_are_named(self):
+        layer = InMemoryChannelLayer(capacity=1)
+        await layer.send("full", {"type": "earlier"})
+        message = {"type": "reading", "values": [1, 2]}
+        assert await layer.send_many(["a", "full", "b"], message) == ["full"]
+        got_a, got_b = await layer.receive("a"), await layer.receive("b")
+        assert got_a == got_b == message
+        got_a["values"].append(3)
+        assert got_b["values"] == [1, 2]
+        assert await layer.receive("full") == {"type": "earlier"}
+
+    async def test_a_bad_channel_name_is_refused(self, layer):
+        with pytest.raises(TypeError, match="invalid"):
+            await layer.send_many(["ok", "has space"], {"type": "x"})
+
+
 class TestNames:
     def test_receive_of_a_specific_name_must_end_at_the_bang(self, layer):
         with pytest.raises(TypeError, match="must end at the '!'"):

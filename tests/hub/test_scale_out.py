@@ -7,6 +7,7 @@ redis-server, real clients: websockets for browsers, paho-mqtt for devices.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import json
 import os
@@ -71,12 +72,14 @@ def mqtt_address(process: HubProcess) -> tuple[str, int]:
     return host, int(port)
 
 
-def dashboard(process: HubProcess) -> tuple[ClientConnection, int]:
+@contextlib.contextmanager
+def dashboard(process: HubProcess) -> Iterator[tuple[ClientConnection, int]]:
     """A WebSocket client of ``process``'s dashboard, and the pid of the process serving it."""
-    websocket = connect(url(process, "http").replace("http://", "ws://") + "/", open_timeout=WAIT)
-    hello = receive_json(websocket)
-    assert hello["type"] == "hello"
-    return websocket, hello["pid"]
+    address = url(process, "http").replace("http://", "ws://") + "/"
+    with connect(address, open_timeout=WAIT) as websocket:
+        hello = receive_json(websocket)
+        assert hello["type"] == "hello"
+        yield websocket, hello["pid"]
 
 
 def receive_json(websocket: ClientConnection) -> Any:
@@ -117,8 +120,7 @@ class TestTwoProcesses:
         self, two_hubs, paho
     ):
         a, b = two_hubs
-        websocket, pid = dashboard(a)
-        with websocket:
+        with dashboard(a) as (websocket, pid):
             assert pid == a.process.pid
             sensor = paho(b, "sensor-t1")
             sensor.connect()
@@ -133,9 +135,7 @@ class TestTwoProcesses:
 
     def test_a_group_send_reaches_the_members_in_every_process(self, two_hubs, paho):
         a, b = two_hubs
-        first, first_pid = dashboard(a)
-        second, second_pid = dashboard(b)
-        with first, second:
+        with dashboard(a) as (first, first_pid), dashboard(b) as (second, second_pid):
             assert {first_pid, second_pid} == {a.process.pid, b.process.pid}
             sensor = paho(a, "sensor-t2")
             sensor.connect()
@@ -150,9 +150,9 @@ class TestWorkers:
         hub = start_hub("application", "--http", "127.0.0.1:0", "--workers", "2")
         clients: list[ClientConnection] = []
         pids: set[int] = set()
-        try:
+        with contextlib.ExitStack() as opened:
             while len(pids) < 2 and len(clients) < MAX_CONNECTIONS_TO_REACH_BOTH_WORKERS:
-                websocket, pid = dashboard(hub)
+                websocket, pid = opened.enter_context(dashboard(hub))
                 clients.append(websocket)
                 pids.add(pid)
             assert len(pids) == 2, "the kernel spreads connections over both workers"
@@ -160,9 +160,6 @@ class TestWorkers:
             for websocket in clients:
                 reading = receive_json(websocket)
                 assert (reading["source"], reading["text"]) == ("websocket", "to everyone")
-        finally:
-            for websocket in clients:
-                websocket.close()
 
 
 class TestBrokerAcrossProcesses:

@@ -18,6 +18,15 @@ default: override it for a device model); a wrong password is refused with
 0x05) unless ``allow_anonymous`` (default: the ``HUB_MQTT_ALLOW_ANONYMOUS``
 setting, ``False``). Then :meth:`connect` may refuse with :class:`Refuse`.
 
+**Enhanced authentication** (MQTT 5.0 4.12). A CONNECT naming an
+Authentication Method is refused with 0x8C unless the method is in
+``authentication_methods``; then :meth:`~AsyncMqttConsumer.authenticate_step`
+runs the exchange instead of :meth:`authenticate` (the username is not
+checked): it returns a :class:`Challenge` to send the client data and wait for
+its answer, the user (or device) to accept (:class:`Accept` to add final data),
+or None to refuse with 0x87. The same hook answers a client's
+re-authentication (a failure then disconnects with 0x87).
+
 **Publish.** A message the client may publish (:meth:`authorize_publish`)
 goes to the route's method (with the captured levels as keyword arguments)
 or, without ``routes``, to :meth:`receive`. QoS 1/2 messages are
@@ -32,6 +41,7 @@ client sends it again.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from asgiref.sync import async_to_sync
@@ -50,9 +60,12 @@ logger = logging.getLogger("hub.mqtt")
 #: v5 reason codes the consumers use (the server translates them for 3.1.1).
 SUCCESS = 0x00
 NO_MATCHING_SUBSCRIBERS = 0x10
+CONTINUE_AUTHENTICATION = 0x18
+RE_AUTHENTICATE = 0x19
 UNSPECIFIED_ERROR = 0x80
 BAD_USER_NAME_OR_PASSWORD = 0x86
 NOT_AUTHORIZED = 0x87
+BAD_AUTHENTICATION_METHOD = 0x8C
 
 
 class Refuse(Exception):
@@ -68,6 +81,57 @@ class Refuse(Exception):
         super().__init__(reason_code, reason_string)
         self.reason_code = reason_code
         self.reason_string = reason_string
+
+
+@dataclass(frozen=True, slots=True)
+class Challenge:
+    """Returned by ``authenticate_step()``: send ``data`` to the client, wait for its answer."""
+
+    data: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Accept:
+    """Returned by ``authenticate_step()``: accept ``user``, sending the client final ``data``.
+
+    Returning the user alone accepts too; ``Accept`` is for methods whose last
+    word is the server's (SCRAM's server signature).
+    """
+
+    user: Any
+    data: bytes | None = None
+
+
+def _auth_outcome(outcome: Any) -> tuple[str, Any, bytes | None]:
+    """``("challenge" | "accept" | "refuse", user, data)`` of an ``authenticate_step()`` result."""
+    if isinstance(outcome, Challenge):
+        return "challenge", None, outcome.data
+    if isinstance(outcome, Accept):
+        return "accept", outcome.user, outcome.data
+    if outcome is None:
+        return "refuse", None, None
+    return "accept", outcome, None
+
+
+def _auth_answer(
+    state: str, data: bytes | None, method: str, connecting: bool, code: int
+) -> Message:
+    """The ``mqtt.auth``, ``mqtt.connack`` or ``mqtt.disconnect`` for one step's outcome."""
+    if state == "challenge":
+        return {
+            "type": "mqtt.auth",
+            "reason_code": CONTINUE_AUTHENTICATION,
+            "authentication_data": data,
+        }
+    if state == "refuse":
+        return _answer("mqtt.connack" if connecting else "mqtt.disconnect", code)
+    if connecting:  # the caller completes the mqtt.connack
+        return {
+            "type": "mqtt.connack",
+            "authentication_method": method,
+            "authentication_data": data,
+        }
+    return {"type": "mqtt.auth", "reason_code": SUCCESS, "authentication_data": data}
 
 
 def _answer(kind: str, code: int, reason_string: str | None = None) -> Message:
@@ -99,10 +163,17 @@ class _MqttBase:
     routes: ClassVar[TopicRouter | None] = None
     #: Accept CONNECT without a username; None: the HUB_MQTT_ALLOW_ANONYMOUS setting.
     allow_anonymous: ClassVar[bool | None] = None
+    #: Enhanced authentication methods ``authenticate_step()`` knows (v5 CONNECT
+    #: Authentication Method); a CONNECT naming another is refused with 0x8C.
+    authentication_methods: ClassVar[tuple[str, ...]] = ()
 
     scope: Any
     #: The authenticated Django user (or device object), None for anonymous clients.
     user: Any = None
+    #: Enhanced authentication: the step of the running exchange (0: its first
+    #: message, the CONNECT or a re-authentication), and whether CONNACK is due.
+    auth_step: int = 0
+    _auth_connecting = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         if self.groups is None:
@@ -118,6 +189,20 @@ class _MqttBase:
         if self.allow_anonymous is not None:
             return self.allow_anonymous
         return bool(getattr(settings, "HUB_MQTT_ALLOW_ANONYMOUS", False))
+
+    def auth_method(self, event: Message) -> tuple[str | None, Message | None]:
+        """The CONNECT's Authentication Method, and the refusal when this class lacks it."""
+        method = event.get("authentication_method")
+        if method is None or method in self.authentication_methods:
+            return method, None
+        logger.info("%s: unknown authentication method %r", self._describe(), method)  # type: ignore[attr-defined]
+        return method, _answer("mqtt.connack", BAD_AUTHENTICATION_METHOD)
+
+    def auth_step_begins(self, event: Message) -> None:
+        if event["type"] == "mqtt.connect" or event.get("reason_code") == RE_AUTHENTICATE:
+            self.auth_step = 0
+        else:
+            self.auth_step += 1
 
     def route(self, message: MqttMessage) -> tuple[Any, dict[str, Any]]:
         """The bound handler and keyword arguments for a received message."""
@@ -140,6 +225,18 @@ class AsyncMqttConsumer(_MqttBase, AsyncConsumer):
         except UnicodeDecodeError:
             return None
         return await aauthenticate_user(username, text)
+
+    async def authenticate_step(self, method: str, data: bytes | None) -> Any:
+        """One step of enhanced authentication with ``method`` (one of ``authentication_methods``).
+
+        ``data`` is the client's Authentication Data; ``self.auth_step`` is 0
+        for the first (CONNECT, or a re-authentication) and counts the
+        client's answers. Return :class:`Challenge` to send the client data
+        and be called with its answer, the user (or device) to accept
+        (:class:`Accept` with final data), or None to refuse (0x87); or raise
+        :class:`Refuse`.
+        """
+        return None
 
     async def connect(self) -> bool | None:
         """Called after authentication; raise :class:`Refuse` to refuse.
@@ -195,6 +292,14 @@ class AsyncMqttConsumer(_MqttBase, AsyncConsumer):
     # -- Event handlers ---------------------------------------------------------
 
     async def mqtt_connect(self, event: Message) -> None:
+        method, refusal = self.auth_method(event)
+        if refusal is not None:
+            await self.send(refusal)
+            raise StopConsumer
+        if method is not None:
+            self._auth_connecting = True
+            await self.mqtt_auth(event)
+            return
         username = self.scope.get("username")
         if username is None:
             if not self.anonymous_allowed():
@@ -205,6 +310,32 @@ class AsyncMqttConsumer(_MqttBase, AsyncConsumer):
             if self.user is None:
                 await self.send(_answer("mqtt.connack", BAD_USER_NAME_OR_PASSWORD))
                 raise StopConsumer
+        await self._accept({"type": "mqtt.connack"})
+
+    async def mqtt_auth(self, event: Message) -> None:
+        """A step of enhanced authentication (the CONNECT's, or the client's AUTH)."""
+        self.auth_step_begins(event)
+        method = event["authentication_method"]
+        connecting = self._auth_connecting
+        code = NOT_AUTHORIZED
+        try:
+            outcome = await self.authenticate_step(method, event.get("authentication_data"))
+        except Refuse as exc:
+            outcome, code = None, exc.reason_code
+        state, user, data = _auth_outcome(outcome)
+        answer = _auth_answer(state, data, method, connecting, code)
+        if state == "accept":
+            self.user = user
+            if connecting:
+                self._auth_connecting = False
+                await self._accept(answer)
+                return
+        await self.send(answer)
+        if state == "refuse" and connecting:
+            raise StopConsumer
+
+    async def _accept(self, connack: Message) -> None:
+        """Authenticated: ask :meth:`connect`, join the groups, send ``connack``."""
         try:
             session_present = await self.connect()
         except Refuse as exc:
@@ -212,7 +343,7 @@ class AsyncMqttConsumer(_MqttBase, AsyncConsumer):
             raise StopConsumer from None
         for group in self.groups or ():
             await self.channel_layer.group_add(group, self.channel_name)
-        await self.send({"type": "mqtt.connack", "session_present": bool(session_present)})
+        await self.send({**connack, "session_present": bool(session_present)})
         await self.connected()
 
     async def mqtt_publish(self, event: Message) -> None:
@@ -285,6 +416,10 @@ class MqttConsumer(_MqttBase, SyncConsumer):
             return None
         return authenticate_user(username, text)
 
+    def authenticate_step(self, method: str, data: bytes | None) -> Any:
+        """One step of enhanced authentication (see :meth:`AsyncMqttConsumer.authenticate_step`)."""
+        return None
+
     def connect(self) -> bool | None:
         """Called after authentication; raise :class:`Refuse` to refuse."""
         return None
@@ -322,6 +457,14 @@ class MqttConsumer(_MqttBase, SyncConsumer):
         self.send(_answer("mqtt.disconnect", reason_code, reason_string))
 
     def mqtt_connect(self, event: Message) -> None:
+        method, refusal = self.auth_method(event)
+        if refusal is not None:
+            self.send(refusal)
+            raise StopConsumer
+        if method is not None:
+            self._auth_connecting = True
+            self.mqtt_auth(event)
+            return
         username = self.scope.get("username")
         if username is None:
             if not self.anonymous_allowed():
@@ -332,6 +475,31 @@ class MqttConsumer(_MqttBase, SyncConsumer):
             if self.user is None:
                 self.send(_answer("mqtt.connack", BAD_USER_NAME_OR_PASSWORD))
                 raise StopConsumer
+        self._accept({"type": "mqtt.connack"})
+
+    def mqtt_auth(self, event: Message) -> None:
+        """A step of enhanced authentication (the CONNECT's, or the client's AUTH)."""
+        self.auth_step_begins(event)
+        method = event["authentication_method"]
+        connecting = self._auth_connecting
+        code = NOT_AUTHORIZED
+        try:
+            outcome = self.authenticate_step(method, event.get("authentication_data"))
+        except Refuse as exc:
+            outcome, code = None, exc.reason_code
+        state, user, data = _auth_outcome(outcome)
+        answer = _auth_answer(state, data, method, connecting, code)
+        if state == "accept":
+            self.user = user
+            if connecting:
+                self._auth_connecting = False
+                self._accept(answer)
+                return
+        self.send(answer)
+        if state == "refuse" and connecting:
+            raise StopConsumer
+
+    def _accept(self, connack: Message) -> None:
         try:
             session_present = self.connect()
         except Refuse as exc:
@@ -339,7 +507,7 @@ class MqttConsumer(_MqttBase, SyncConsumer):
             raise StopConsumer from None
         for group in self.groups or ():
             async_to_sync(self.channel_layer.group_add)(group, self.channel_name)
-        self.send({"type": "mqtt.connack", "session_present": bool(session_present)})
+        self.send({**connack, "session_present": bool(session_present)})
 
     def mqtt_publish(self, event: Message) -> None:
         message = MqttMessage.from_event(event)

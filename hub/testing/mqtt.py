@@ -32,6 +32,8 @@ from protocols.mqtt.topics import is_valid_topic_filter, is_valid_topic_name
 NEVER_EXPIRES = 0xFFFF_FFFF
 #: The reason code of a refusal sent as ``mqtt.disconnect`` before ``mqtt.connack``.
 UNSPECIFIED_ERROR = 0x80
+#: The server's refusal of an accepting ``mqtt.connack`` that names no Authentication Method.
+BAD_AUTHENTICATION_METHOD = 0x8C
 
 
 class Disconnected(AssertionError):
@@ -67,6 +69,10 @@ class MqttCommunicator(ApplicationCommunicator):
         will: the Will Message: ``topic``, ``payload`` and optionally ``qos``,
             ``retain``, ``properties`` (``{"will_delay_interval": 30}``).
         properties: other v5 CONNECT properties (``receive_maximum``, ``user_properties``...).
+        authentication_method: the v5 Authentication Method (enhanced
+            authentication): ``connect()`` then returns ``(False, 0x18)`` while
+            the application challenges, and :meth:`auth` answers.
+        authentication_data: the CONNECT's Authentication Data.
         client: ``scope["client"]``.
         listener: ``scope["listener"]``.
     """
@@ -84,6 +90,8 @@ class MqttCommunicator(ApplicationCommunicator):
         session_expiry_interval: int = 0,
         will: dict[str, Any] | None = None,
         properties: dict[str, Any] | None = None,
+        authentication_method: str | None = None,
+        authentication_data: bytes | None = None,
         client: tuple[str, int] = ("127.0.0.1", 51000),
         listener: str = "default",
     ) -> None:
@@ -94,7 +102,7 @@ class MqttCommunicator(ApplicationCommunicator):
         assigned = not client_id
         self.scope: dict[str, Any] = {
             "type": "mqtt",
-            "asgi": {"version": "3.0", "spec_version": "1.0"},
+            "asgi": {"version": "3.0", "spec_version": "1.2"},
             "mode": "direct",
             "listener": listener,
             "protocol_version": protocol_version,
@@ -111,8 +119,15 @@ class MqttCommunicator(ApplicationCommunicator):
             "state": {},
             "extensions": {},
         }
+        if authentication_method is not None:
+            self.scope["properties"]["authentication_method"] = authentication_method
         super().__init__(application, self.scope)
         self.password = password.encode() if isinstance(password, str) else password
+        self.authentication_method = authentication_method
+        self.authentication_data = authentication_data
+        #: The Authentication Data of the application's last challenge (``mqtt.auth``)
+        #: or of its accepting ``mqtt.connack`` / AUTH Success.
+        self.challenge: bytes | None = None
         #: The application's ``mqtt.connack`` once :meth:`connect` returned.
         self.connack: Message | None = None
         self._published: deque[Message] = deque()
@@ -126,8 +141,58 @@ class MqttCommunicator(ApplicationCommunicator):
         ``reason_code`` is the v5 code (``0`` when accepted, ``0x86``, ``0x87``...);
         ``self.connack`` keeps the whole answer (``session_present``...).
         """
-        await self.send_input({"type": "mqtt.connect", "password": self.password})
+        event: Message = {"type": "mqtt.connect", "password": self.password}
+        if self.authentication_method is not None:
+            event["authentication_method"] = self.authentication_method
+            event["authentication_data"] = self.authentication_data
+        await self.send_input(event)
+        return await self._connect_answer(timeout)
+
+    async def auth(
+        self, data: bytes | None = None, *, reauthenticate: bool = False, timeout: float = 1
+    ) -> tuple[bool, int]:
+        """The client's AUTH: an answer to the last challenge, or a re-authentication.
+
+        Returns ``(accepted, reason_code)``: ``(False, 0x18)`` for another
+        challenge (its data in ``self.challenge``); ``(True, 0)`` when accepted
+        (``mqtt.connack`` while connecting, AUTH Success once connected);
+        ``(False, code)`` for a refusal or, once connected, a disconnect.
+        """
+        if self.authentication_method is None:
+            raise AssertionError("AUTH needs an authentication_method (MQTT-4.12.0-7)")
+        await self.send_input(
+            {
+                "type": "mqtt.auth",
+                "reason_code": 0x19 if reauthenticate else 0x18,
+                "authentication_method": self.authentication_method,
+                "authentication_data": data,
+            }
+        )
+        if self.connack is None:
+            return await self._connect_answer(timeout)
+        while True:
+            answer = await self.receive_output(timeout)
+            if answer["type"] == "mqtt.publish":
+                self._published.append(answer)
+                continue
+            break
+        if answer["type"] == "mqtt.disconnect":
+            return False, int(answer.get("reason_code", 0))
+        if answer["type"] != "mqtt.auth":
+            raise AssertionError(
+                f"Expected ASGI message 'mqtt.auth' or 'mqtt.disconnect', but got {answer!r:.200}"
+            )
+        self.challenge = answer.get("authentication_data")
+        code = int(answer.get("reason_code", 0x18))
+        return code == 0, code
+
+    async def _connect_answer(self, timeout: float) -> tuple[bool, int]:
         answer = await self.receive_output(timeout)
+        if answer["type"] == "mqtt.auth":
+            if self.authentication_method is None:
+                raise AssertionError("mqtt.auth answering a CONNECT without authentication_method")
+            self.challenge = answer.get("authentication_data")
+            return False, int(answer.get("reason_code", 0x18))
         if answer["type"] == "mqtt.disconnect":  # a refusal before mqtt.connack (spec)
             return False, int(answer.get("reason_code", UNSPECIFIED_ERROR))
         if answer["type"] != "mqtt.connack":
@@ -135,9 +200,17 @@ class MqttCommunicator(ApplicationCommunicator):
                 "Expected ASGI message 'mqtt.connack' or 'mqtt.disconnect', "
                 f"but got {answer!r:.200}"
             )
-        self.connack = answer
         code = int(answer.get("reason_code", 0))
-        return code < UNSPECIFIED_ERROR, code
+        if code >= UNSPECIFIED_ERROR:
+            return False, code
+        if self.authentication_method is not None and (
+            answer.get("authentication_method") != self.authentication_method
+        ):
+            # What the server does: an app that does not name the method did not use it.
+            return False, BAD_AUTHENTICATION_METHOD
+        self.connack = answer
+        self.challenge = answer.get("authentication_data")
+        return True, code
 
     @property
     def session_present(self) -> bool:

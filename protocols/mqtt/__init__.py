@@ -47,6 +47,7 @@ interface): :mod:`.config` (``MqttConfig``, every limit), :mod:`.server`
 (``MqttServer`` and the per-listener client ids and sessions),
 :mod:`.protocol` (one connection and its application instance),
 :mod:`.flow` (QoS flows, windows and requests after CONNACK),
+:mod:`.auth` (enhanced authentication: the AUTH exchange with the app),
 :mod:`.session` (wire state that outlives a connection), :mod:`.deadlines`
 (one timer for every connection's CONNECT and keep-alive deadlines),
 :mod:`.messages` (the ASGI vocabulary). Logger: ``protocols.mqtt``.

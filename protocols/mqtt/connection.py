@@ -29,6 +29,15 @@ just disconnected), for a sent one a :class:`LocalProtocolError`.
 ``CLOSED`` instead of ``CONNECTED``; a 3.1.1 server never sends DISCONNECT;
 a client's PUBLISH carries no Subscription Identifier (MQTT-3.3.4-6);
 Topic Aliases are resolved on receipt (v5 3.3.2.3.4).
+
+**Enhanced authentication (v5 4.12), server role.** AUTH flows only when the
+CONNECT named an Authentication Method (MQTT-4.12.0-6, -7), always with that
+method (MQTT-4.12.0-5, 4.12.1-1), and in turns kept in :class:`AuthTurn`:
+the CONNECT, or a client's AUTH 0x19 Re-authenticate (only once connected),
+gives the server the turn; the server's AUTH 0x18 Continue authentication
+gives it to the client, whose answer must be AUTH 0x18 (MQTT-4.12.0-2); the
+server ends the exchange with CONNACK, or, when re-authenticating, AUTH 0x00
+Success. An accepting CONNACK carries the CONNECT's method, and only then.
 """
 
 from __future__ import annotations
@@ -47,7 +56,7 @@ from .errors import (
     TopicAliasInvalid,
     UnsupportedProtocolVersion,
 )
-from .packets import Connack, Connect, Disconnect, Packet, Puback, Publish
+from .packets import Auth, Connack, Connect, Disconnect, Packet, Puback, Publish
 from .properties import EMPTY_PROPERTIES
 from .reader import DECODERS, connect_protocol_version, read_remaining_length
 from .writer import encode, encode_plain_publish
@@ -80,6 +89,16 @@ class State(enum.Enum):
     ERROR = "error"
 
 
+class AuthTurn(enum.Enum):
+    """Who must send the next AUTH of an enhanced authentication exchange (server role)."""
+
+    NONE = "none"  # no exchange running
+    SERVER = (
+        "server"  # the server answers (CONNACK, AUTH 0x18, or AUTH 0x00 when re-authenticating)
+    )
+    CLIENT = "client"  # the server sent AUTH 0x18: the client answers AUTH 0x18
+
+
 class Direction(enum.Enum):
     RECEIVED = "received"
     SENT = "sent"
@@ -87,6 +106,7 @@ class Direction(enum.Enum):
 
 _P = PacketType
 _PUBACK = bytes((_P.PUBACK << 4, 2))  # fixed header of a 4-byte PUBACK
+_AUTH = int(_P.AUTH)  # a plain int: compared per packet
 _RECEIVED, _SENT = Direction.RECEIVED, Direction.SENT
 _CONNECTED, _CONNECTING, _CLOSED = State.CONNECTED, State.CONNECTING, State.CLOSED
 _PUBLISH_FLOW = (_P.PUBLISH, _P.PUBACK, _P.PUBREC, _P.PUBREL, _P.PUBCOMP)
@@ -173,6 +193,7 @@ class MqttConnection:
         "_state",
         "_topic_aliases",
         "_v5",
+        "auth_turn",
         "connect",
         "max_packet_size",
         "peer_max_packet_size",
@@ -210,6 +231,8 @@ class MqttConnection:
         #: Topic Alias Maximum the peer announced (aliases this side may use).
         self.peer_topic_alias_maximum = 0
         self._topic_aliases: dict[int, str] | None = None  # made by the first alias
+        #: Whose turn it is in an enhanced authentication exchange (server role).
+        self.auth_turn = AuthTurn.NONE
         self._v5 = False
         self._error: ProtocolError | None = None
         self._pending: list[bytes] = []
@@ -309,7 +332,7 @@ class MqttConnection:
             if type(packet) is Publish:
                 if v5 and packet.properties is not EMPTY_PROPERTIES:
                     packet = self._received_publish(packet)
-            elif next_state is not self._state or packet_type == _P.CONNACK:
+            elif next_state is not self._state or packet_type == _P.CONNACK or packet_type == _AUTH:
                 self._received_transition(packet, next_state)
                 receivable = self._receivable
                 v5 = self._v5
@@ -341,6 +364,11 @@ class MqttConnection:
             self.connect = packet
             self.peer_max_packet_size = packet.properties.maximum_packet_size
             self.peer_topic_alias_maximum = packet.properties.topic_alias_maximum or 0
+            if packet.properties.authentication_method is not None:
+                self.auth_turn = AuthTurn.SERVER
+        elif isinstance(packet, Auth):
+            if self.role is Role.SERVER:
+                self._received_auth(packet)
         elif isinstance(packet, Connack):
             if packet.reason_code.is_failure:
                 next_state = _CLOSED
@@ -349,6 +377,66 @@ class MqttConnection:
         elif isinstance(packet, Disconnect) and self.role is Role.CLIENT and not self._v5:
             raise ProtocolViolation("DISCONNECT from an MQTT 3.1.1 server")
         self.state = next_state
+
+    def _received_auth(self, packet: Auth) -> None:
+        """Check a client's AUTH against the exchange (see the module docstring)."""
+        assert self.connect is not None
+        method = self.connect.properties.authentication_method
+        if method is None:
+            raise ProtocolViolation(
+                "AUTH from a client whose CONNECT had no Authentication Method (MQTT-4.12.0-7)"
+            )
+        if packet.properties.authentication_method != method:
+            raise ProtocolViolation(
+                f"AUTH with Authentication Method {packet.properties.authentication_method!r}, "
+                f"the CONNECT's was {method!r} (MQTT-4.12.0-5)"
+            )
+        code = packet.reason_code
+        answer = code is ReasonCode.CONTINUE_AUTHENTICATION and self.auth_turn is AuthTurn.CLIENT
+        start = (
+            code is ReasonCode.RE_AUTHENTICATE
+            and self.state is _CONNECTED
+            and self.auth_turn is AuthTurn.NONE
+        )
+        if answer or start:
+            self.auth_turn = AuthTurn.SERVER
+        else:
+            raise ProtocolViolation(
+                f"AUTH {code:#04x} in state {self.state.name} when the turn is "
+                f"{self.auth_turn.value}'s (v5 4.12)"
+            )
+
+    def _sent_auth(self, packet: Auth | Connack) -> None:
+        """Check the server's AUTH or CONNACK against the exchange; nothing changes on error."""
+        assert self.connect is not None
+        method = self.connect.properties.authentication_method
+        if isinstance(packet, Connack):
+            if packet.reason_code.is_failure:
+                return
+            given = packet.properties.authentication_method
+            if given != method:
+                raise LocalProtocolError(
+                    f"CONNACK with Authentication Method {given!r}, "
+                    f"the CONNECT's was {method!r} (v5 3.2.2.3.17)"
+                )
+            if self.auth_turn is AuthTurn.CLIENT:
+                raise LocalProtocolError("CONNACK while the client's AUTH is awaited")
+            return
+        if method is None or packet.properties.authentication_method != method:
+            raise LocalProtocolError(
+                f"AUTH with Authentication Method {packet.properties.authentication_method!r}, "
+                f"the CONNECT's was {method!r} (MQTT-4.12.0-5, -6)"
+            )
+        code = packet.reason_code
+        if self.auth_turn is not AuthTurn.SERVER or code not in (
+            ReasonCode.CONTINUE_AUTHENTICATION,
+            ReasonCode.SUCCESS,
+        ):
+            raise LocalProtocolError(
+                f"AUTH {code:#04x} when the turn is {self.auth_turn.value}'s (v5 4.12)"
+            )
+        if code is ReasonCode.SUCCESS and self.state is not _CONNECTED:
+            raise LocalProtocolError("AUTH 0x00 before CONNACK: accept with CONNACK (v5 4.12)")
 
     def _received_publish(self, packet: Publish) -> Publish:
         """Resolve a v5 PUBLISH's Topic Alias; refuse a client's Subscription Identifier."""
@@ -450,7 +538,9 @@ class MqttConnection:
                 len(data),
                 limit,
             )
-        if next_state is not self._state or packet_type == _P.CONNACK:
+        if next_state is not self._state or packet_type is _P.CONNACK or packet_type is _P.AUTH:
+            if self.role is Role.SERVER and isinstance(packet, Auth | Connack):
+                self._sent_auth(packet)
             self._sent_transition(packet, next_state)
         return data
 
@@ -493,10 +583,15 @@ class MqttConnection:
                 self.connect = packet
             elif packet.reason_code.is_failure:
                 next_state = _CLOSED
+            else:
+                self.auth_turn = AuthTurn.NONE
             properties = packet.properties
             if properties.maximum_packet_size is not None:
                 self.max_packet_size = properties.maximum_packet_size
             self.topic_alias_maximum = properties.topic_alias_maximum or 0
+        elif isinstance(packet, Auth) and self.role is Role.SERVER:
+            continuing = packet.reason_code is ReasonCode.CONTINUE_AUTHENTICATION
+            self.auth_turn = AuthTurn.CLIENT if continuing else AuthTurn.NONE
         self.state = next_state
 
     def _set_version(self, version: ProtocolVersion) -> None:

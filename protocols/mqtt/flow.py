@@ -34,6 +34,7 @@ from .messages import (
     reason_properties,
 )
 from .packets import (
+    Auth,
     Disconnect,
     Packet,
     Pingreq,
@@ -156,10 +157,8 @@ class WireFlow:
         elif isinstance(packet, Disconnect):
             self.client_disconnect(packet)
             return False
-        else:  # AUTH: re-authentication is not part of spec 1.0
-            self.protocol.log("info", f"unsupported {type(packet).__name__}, closing")
-            self.protocol.close_with(ReasonCode.PROTOCOL_ERROR, "protocol_error")
-            return False
+        elif isinstance(packet, Auth) and self.protocol.auth is not None:
+            self.protocol.auth.client_auth(packet)  # 0x19 or 0x18, its turn checked by the codec
         return True
 
     def client_publish(self, packet: Publish) -> bool:

@@ -15,8 +15,8 @@ from typing import Any, Literal, NotRequired, TypedDict
 
 from .properties import EMPTY_PROPERTIES, Properties
 
-ASGI_VERSION = {"version": "3.0", "spec_version": "1.0"}
-"""``scope["asgi"]``: ASGI 3 with the MQTT extension spec 1.0."""
+ASGI_VERSION = {"version": "3.0", "spec_version": "1.2"}
+"""``scope["asgi"]``: ASGI 3 with the MQTT extension spec 1.2 (1.2 added ``mqtt.auth``)."""
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -55,7 +55,19 @@ class MqttScope(TypedDict):
 class MqttConnectEvent(TypedDict):
     type: Literal["mqtt.connect"]
     password: bytes | None
+    authentication_method: NotRequired[str]
     authentication_data: NotRequired[bytes | None]
+
+
+class MqttAuthEvent(TypedDict):
+    """``mqtt.auth`` both ways; ``authentication_method`` only in received ones."""
+
+    type: Literal["mqtt.auth"]
+    reason_code: NotRequired[int]
+    authentication_method: NotRequired[str]
+    authentication_data: NotRequired[bytes | None]
+    reason_string: NotRequired[str]
+    user_properties: NotRequired[list[tuple[str, str]]]
 
 
 class MqttConnackEvent(TypedDict):
@@ -64,6 +76,8 @@ class MqttConnackEvent(TypedDict):
     session_present: NotRequired[bool]
     reason_string: NotRequired[str]
     user_properties: NotRequired[list[tuple[str, str]]]
+    authentication_method: NotRequired[str]
+    authentication_data: NotRequired[bytes | None]
 
 
 class MqttSubscribeEvent(TypedDict):

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, cast
 from protocols.http_ws.flow import FlowControl
 from protocols.http_ws.tls import tls_extension
 
+from .auth import AuthExchange
 from .codes import ProtocolVersion, ReasonCode
 from .connection import MqttConnection, Role
 from .errors import ProtocolError
@@ -42,7 +43,7 @@ from .messages import (
     reason_properties,
     unexpected,
 )
-from .packets import Connack, Connect, Disconnect, Packet
+from .packets import Auth, Connack, Connect, Disconnect, Packet
 from .properties import Properties
 
 if TYPE_CHECKING:
@@ -93,6 +94,7 @@ class MqttProtocol(asyncio.Protocol):
     """
 
     __slots__ = (
+        "auth",
         "backlog",
         "client",
         "client_id",
@@ -157,6 +159,8 @@ class MqttProtocol(asyncio.Protocol):
         self.slot = 0
         self.last_read = 0.0
         self.wire: WireFlow | None = None
+        #: The enhanced authentication exchange, when the CONNECT named a method.
+        self.auth: AuthExchange | None = None
         #: Packets read but held back while the publish rate is over its limit.
         self.backlog: list[Packet] | None = None
         self.started = False
@@ -246,6 +250,8 @@ class MqttProtocol(asyncio.Protocol):
                     return
             elif isinstance(packet, Connect):
                 self.handle_connect(packet)
+            elif isinstance(packet, Auth) and self.auth is not None:
+                self.auth.client_auth(packet)  # the codec let it through: the client's turn
 
     def handle_backlog(self) -> None:
         """Handle the packets held back by the publish rate (they may be held again)."""
@@ -328,6 +334,8 @@ class MqttProtocol(asyncio.Protocol):
             listener.forget(self)
         if self.wire is not None:
             self.wire.close()
+        if self.auth is not None:
+            self.auth.close()
         if was_open:
             listener.release(self, self.session_expiry)
         if self.reason is None:
@@ -396,7 +404,10 @@ class MqttProtocol(asyncio.Protocol):
         if self.listener.lifespan_state is not None:
             self.scope["state"] = self.listener.lifespan_state.copy()
         event: Message = {"type": "mqtt.connect", "password": packet.password}
-        if packet.properties.authentication_data is not None:
+        method = packet.properties.authentication_method
+        if method is not None:
+            self.auth = AuthExchange(self, method)
+            event["authentication_method"] = method
             event["authentication_data"] = packet.properties.authentication_data
         self.phase = Phase.CONNECTING
         self.started = True
@@ -406,7 +417,9 @@ class MqttProtocol(asyncio.Protocol):
         self.listener.spawn(self.run_asgi())
 
     def connect_answer_expired(self) -> None:
-        if self.phase is Phase.CONNECTING:
+        if self.phase is Phase.CONNECTING and self.auth is not None and self.auth.turn == "client":
+            self.auth.client_expired()
+        elif self.phase is Phase.CONNECTING:
             self.log(
                 "error",
                 f"application did not answer mqtt.connect within "
@@ -427,7 +440,19 @@ class MqttProtocol(asyncio.Protocol):
         self.close_transport()
 
     def accept(self, message: Message) -> None:
-        """The application accepted: take the client id over, CONNACK, resume the session."""
+        """The application accepted: take the client id over, CONNACK, resume the session.
+
+        Raises:
+            ValueError: the ``mqtt.connack`` names another Authentication Method
+                than the CONNECT (see :mod:`.auth`).
+        """
+        auth = Properties()
+        if self.auth is not None:
+            auth = self.auth.connack_properties(message)
+        elif message.get("authentication_method") is not None:
+            raise ValueError(
+                "mqtt.connack 'authentication_method' for a CONNECT without one (MQTT-4.12.0-6)"
+            )
         listener = self.listener
         session_present = bool(message.get("session_present", False))
         session = listener.claim(self, session_present)
@@ -450,6 +475,8 @@ class MqttProtocol(asyncio.Protocol):
                 receive_maximum=config.receive_maximum,
                 maximum_packet_size=config.max_packet_size,
                 topic_alias_maximum=config.topic_alias_maximum or None,
+                authentication_method=auth.authentication_method,
+                authentication_data=auth.authentication_data,
             )
         self.phase = Phase.OPEN
         self.publish_will = True
@@ -593,14 +620,27 @@ class MqttProtocol(asyncio.Protocol):
                 self.publish_will = True
                 self.close_with(code, CLOSED, reason_string=message.get("reason_string"))
                 return
+            if message_type == "mqtt.auth" and self.auth is not None:
+                self.auth.app_auth(message)
+                return
         elif phase is Phase.CONNECTING:
             if message_type == "mqtt.connack":
                 code = ReasonCode(int(message.get("reason_code", 0)))
                 if code.is_failure:
                     self.log("info", f"CONNECT refused by the application ({code:#04x})")
                     self.refuse(code, reason_properties(message))
+                elif self.auth is not None and "authentication_method" not in message:
+                    self.log(
+                        "info",
+                        f"CONNECT refused: Authentication Method {self.auth.method!r} not "
+                        "taken up by the application (its mqtt.connack names none) (0x8c)",
+                    )
+                    self.refuse(ReasonCode.BAD_AUTHENTICATION_METHOD)
                 else:
                     self.accept(message)
+                return
+            if message_type == "mqtt.auth" and self.auth is not None:
+                self.auth.app_auth(message)
                 return
             if message_type == "mqtt.disconnect":
                 code = ReasonCode(int(message.get("reason_code", ReasonCode.UNSPECIFIED_ERROR)))

@@ -211,6 +211,21 @@ class TestMqttPage:
         await namespace["test_a_reading_is_stored_and_commands_reach_the_device"]()
         assert Reading.rows == [{"device": "kitchen", "value": 21.5}]
 
+    @runs("mqtt.md", "challenge")
+    @runs("mqtt.md", "challenge-test")
+    async def test_the_challenge_consumer_of_the_page_accepts_the_right_hmac(self):
+        namespace = await run("mqtt.md", "challenge", {"MqttCommunicator": MqttCommunicator})
+        await run("mqtt.md", "challenge-test", namespace)
+        await namespace["device"].disconnect()
+        forged = MqttCommunicator(
+            namespace["Devices"].as_asgi(),
+            "boiler-1",
+            authentication_method="HMAC-NONCE",
+            authentication_data=b"boiler-1",
+        )
+        assert await forged.connect() == (False, 0x18)
+        assert await forged.auth(b"forged") == (False, 0x87)
+
 
 # -- tcp.md --------------------------------------------------------------------
 

@@ -104,7 +104,7 @@ class TestConnect:
         )
         scope = communicator.scope
         assert scope["type"] == "mqtt"
-        assert scope["asgi"]["spec_version"] == "1.0"
+        assert scope["asgi"]["spec_version"] == "1.2"
         assert scope["client_id_assigned"]
         assert scope["client_id"]
         assert scope["session_expiry_interval"] == 0xFFFFFFFF  # 3.1.1 Clean Session 0

@@ -19,9 +19,9 @@ from typing import Any
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
-@dataclass
+@dataclass(slots=True)
 class Connection:
-    """One live consumer instance."""
+    """One live consumer instance (one per connection: slots keep it small)."""
 
     key: str
     consumer: str

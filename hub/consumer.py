@@ -178,7 +178,8 @@ class AsyncConsumer:
             async_send = self._queued_send
         self.base_send = async_to_sync(async_send) if self._sync else async_send
         self._stopped: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._tasks: set[asyncio.Task[None]] = set()
+        # Tasks this consumer started (made with the first: most connections start none).
+        self._tasks: set[asyncio.Task[None]] | None = None
         self._busy = False
         # Pumps waiting for their turn: at most one per source, so a list (an
         # empty deque is 760 bytes, on every connection).
@@ -315,6 +316,8 @@ class AsyncConsumer:
 
     def _start(self, coro: Awaitable[None]) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        if self._tasks is None:
+            self._tasks = set()
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -461,7 +464,7 @@ class AsyncConsumer:
         if ready is not None:
             ready.cancel()
         current = asyncio.current_task()
-        tasks = [t for t in self._tasks if t is not current]
+        tasks = [t for t in self._tasks or () if t is not current]
         for task in tasks:
             task.cancel()
         if tasks:

@@ -58,6 +58,14 @@ class MqttConfig:
     # Topic aliases a v5 client may define (sent in CONNACK); 10 covers a device's
     # few topics at 10 strings per connection.
     topic_alias_maximum: int = 10
+    # Name the topics sent to a v5 client by Topic Alias (up to its Topic Alias
+    # Maximum). Off, as in mosquitto: it saves bandwidth only for long topics to
+    # constrained devices, and costs a little memory per connection.
+    topic_alias_out: bool = False
+    # Most aliases the server assigns per connection with topic_alias_out (also
+    # capped by the client's maximum): a client may announce 65,535; 10, as
+    # topic_alias_maximum, bounds the table and covers a device's few topics.
+    topic_alias_out_maximum: int = 10
     # Longest session expiry honoured, in seconds (a 3.1.1 Clean Session 0 session
     # never expires by the spec); one day bounds what disconnected devices hold.
     max_session_expiry: int = 86_400
@@ -104,6 +112,10 @@ class MqttConfig:
             raise ValueError("receive_maximum and max_inflight must be at most 65535")
         if not 0 <= self.topic_alias_maximum <= 65_535:
             raise ValueError(f"topic_alias_maximum must be 0-65535, got {self.topic_alias_maximum}")
+        if not 0 <= self.topic_alias_out_maximum <= 65_535:
+            raise ValueError(
+                f"topic_alias_out_maximum must be 0-65535, got {self.topic_alias_out_maximum}"
+            )
         if self.max_packet_size < 64:
             raise ValueError(f"max_packet_size must be at least 64, got {self.max_packet_size}")
         if self.max_publish_rate < 0:

@@ -30,6 +30,23 @@ just disconnected), for a sent one a :class:`LocalProtocolError`.
 a client's PUBLISH carries no Subscription Identifier (MQTT-3.3.4-6);
 Topic Aliases are resolved on receipt (v5 3.3.2.3.4).
 
+**Outbound Topic Aliases (v5 3.3.2.3.4), when ``topic_aliases_out`` > 0.**
+This side names the topics it sends by alias, up to the peer's Topic Alias
+Maximum (capped by ``topic_aliases_out``): the first PUBLISH to a topic
+carries the topic and a new alias, later ones an empty topic and the alias.
+Aliases are numbered from 1 and never reassigned: once all are taken, new
+topics go out in full. Replacing the least recently used one was the other
+choice; with more live topics than aliases it thrashes, every PUBLISH then
+carrying its full topic *and* an alias, and it costs bookkeeping per
+message, while the peer's few steady topics (what aliases pay off for)
+take the first aliases anyway. A mapping is recorded only once its PUBLISH
+is encoded and within the peer's Maximum Packet Size, so the peer knows
+every alias it is sent. A retransmission (``dup``) always carries its full
+topic. A ``topic_alias`` the caller put in the PUBLISH is dropped when this
+side assigns aliases (one owner per number space); otherwise it is sent as
+given, checked against the peer's maximum. The table belongs to this object,
+that is, to one network connection: a resumed session starts with none.
+
 **Enhanced authentication (v5 4.12), server role.** AUTH flows only when the
 CONNECT named an Authentication Method (MQTT-4.12.0-6, -7), always with that
 method (MQTT-4.12.0-5, 4.12.1-1), and in turns kept in :class:`AuthTurn`:
@@ -59,7 +76,7 @@ from .errors import (
 from .packets import Auth, Connack, Connect, Disconnect, Packet, Puback, Publish
 from .properties import EMPTY_PROPERTIES
 from .reader import DECODERS, connect_protocol_version, read_remaining_length
-from .writer import encode, encode_plain_publish
+from .writer import encode, encode_aliased_publish, encode_plain_publish
 
 #: Largest packet the spec allows: a 5-byte fixed header and the largest
 #: Remaining Length (v5 2.2.3, 3.1.2.11.4).
@@ -176,6 +193,9 @@ class MqttConnection:
             side sends replaces it: the peer is told that limit.
         protocol_versions: the versions a server accepts; a CONNECT for
             another is refused with CONNACK 0x84 (v5) or 0x01 (3.1.1).
+        topic_aliases_out: most Topic Aliases this side assigns to the
+            topics it sends (v5; also capped by the peer's Topic Alias
+            Maximum); 0, the default, sends every topic in full.
 
     Use:
         ``receive_data(data) -> list[Packet]`` for every chunk read (partial
@@ -184,8 +204,10 @@ class MqttConnection:
     """
 
     __slots__ = (
+        "_alias_out_max",
         "_error",
         "_needed",
+        "_out_aliases",
         "_pending",
         "_pending_size",
         "_receivable",
@@ -202,6 +224,7 @@ class MqttConnection:
         "protocol_versions",
         "role",
         "topic_alias_maximum",
+        "topic_aliases_out",
     )
 
     def __init__(
@@ -210,9 +233,12 @@ class MqttConnection:
         *,
         max_packet_size: int = DEFAULT_MAX_PACKET_SIZE,
         protocol_versions: tuple[ProtocolVersion, ...] = (ProtocolVersion.V311, ProtocolVersion.V5),
+        topic_aliases_out: int = 0,
     ) -> None:
         if not 2 <= max_packet_size <= MAX_PACKET_SIZE:
             raise ValueError(f"max_packet_size={max_packet_size}, must be 2-{MAX_PACKET_SIZE}")
+        if not 0 <= topic_aliases_out <= 0xFFFF:
+            raise ValueError(f"topic_aliases_out={topic_aliases_out}, must be 0-65535")
         self.role = role
         self._receivable: dict[int, State] = {}
         self._sendable: dict[int, State] = {}
@@ -231,6 +257,12 @@ class MqttConnection:
         #: Topic Alias Maximum the peer announced (aliases this side may use).
         self.peer_topic_alias_maximum = 0
         self._topic_aliases: dict[int, str] | None = None  # made by the first alias
+        #: Most aliases this side assigns to topics it sends (see the module docstring).
+        self.topic_aliases_out = topic_aliases_out
+        # Aliases in use for sending: the smaller of topic_aliases_out and the peer's
+        # maximum once known (v5), else 0; and the table, topic -> alias.
+        self._alias_out_max = 0
+        self._out_aliases: dict[str, int] = {}
         #: Whose turn it is in an enhanced authentication exchange (server role).
         self.auth_turn = AuthTurn.NONE
         self._v5 = False
@@ -364,6 +396,7 @@ class MqttConnection:
             self.connect = packet
             self.peer_max_packet_size = packet.properties.maximum_packet_size
             self.peer_topic_alias_maximum = packet.properties.topic_alias_maximum or 0
+            self._alias_out_max = min(self.topic_aliases_out, self.peer_topic_alias_maximum)
             if packet.properties.authentication_method is not None:
                 self.auth_turn = AuthTurn.SERVER
         elif isinstance(packet, Auth):
@@ -374,6 +407,7 @@ class MqttConnection:
                 next_state = _CLOSED
             self.peer_max_packet_size = packet.properties.maximum_packet_size
             self.peer_topic_alias_maximum = packet.properties.topic_alias_maximum or 0
+            self._alias_out_max = min(self.topic_aliases_out, self.peer_topic_alias_maximum)
         elif isinstance(packet, Disconnect) and self.role is Role.CLIENT and not self._v5:
             raise ProtocolViolation("DISCONNECT from an MQTT 3.1.1 server")
         self.state = next_state
@@ -524,12 +558,17 @@ class MqttConnection:
             and version is ProtocolVersion.V311
         ):
             raise LocalProtocolError("an MQTT 3.1.1 server closes the connection, no DISCONNECT")
+        new_alias = 0
         if type(packet) is Publish:
-            alias = packet.properties.topic_alias
-            if alias is not None and not 0 < alias <= self.peer_topic_alias_maximum:
-                raise LocalProtocolError(
-                    f"Topic Alias {alias}, the peer accepts 1-{self.peer_topic_alias_maximum}"
-                )
+            if self._alias_out_max:
+                new_topic = packet.topic
+                packet, new_alias = self._alias_publish(packet)
+            else:
+                alias = packet.properties.topic_alias
+                if alias is not None and not 0 < alias <= self.peer_topic_alias_maximum:
+                    raise LocalProtocolError(
+                        f"Topic Alias {alias}, the peer accepts 1-{self.peer_topic_alias_maximum}"
+                    )
         data = encode(packet, version)
         limit = self.peer_max_packet_size
         if limit is not None and len(data) > limit:
@@ -538,20 +577,47 @@ class MqttConnection:
                 len(data),
                 limit,
             )
+        if new_alias:
+            # Only now: the peer learns the mapping from exactly these bytes.
+            self._out_aliases[new_topic] = new_alias
         if next_state is not self._state or packet_type is _P.CONNACK or packet_type is _P.AUTH:
             if self.role is Role.SERVER and isinstance(packet, Auth | Connack):
                 self._sent_auth(packet)
             self._sent_transition(packet, next_state)
         return data
 
+    def _alias_publish(self, packet: Publish) -> tuple[Publish, int]:
+        """``packet`` as sent with outbound aliases on, and the alias it would define (or 0).
+
+        See the module docstring; :meth:`send` records the new alias once
+        the bytes are known to go out.
+        """
+        topic = packet.topic
+        properties = packet.properties
+        alias = self._out_aliases.get(topic)
+        if alias is not None:
+            if packet.dup:  # a retransmission: the full topic, with the same mapping
+                return replace(packet, properties=replace(properties, topic_alias=alias)), 0
+            return replace(packet, topic="", properties=replace(properties, topic_alias=alias)), 0
+        if topic and len(self._out_aliases) < self._alias_out_max:
+            alias = len(self._out_aliases) + 1  # never reassigned: 1, 2, ... in order
+            return replace(packet, properties=replace(properties, topic_alias=alias)), alias
+        if properties.topic_alias is not None:
+            return replace(packet, properties=replace(properties, topic_alias=None)), 0
+        return packet, 0
+
     def send_plain_publish(self, topic: str, payload: bytes, retain: bool = False) -> bytes:
         """``send(Publish(topic, payload, retain=retain))``: QoS 0, no properties.
 
         The fan-out path: the bytes are shared by every connection of the
-        process that sends this message (:func:`~.writer.encode_plain_publish`).
+        process that sends this message (:func:`~.writer.encode_plain_publish`),
+        except when this connection names topics by alias: those bytes are
+        its own (:func:`~.writer.encode_aliased_publish`).
         """
         if self._state is not _CONNECTED:
             return self.send(Publish(topic, payload, retain=retain))
+        if self._alias_out_max:
+            return self._send_aliased_plain_publish(topic, payload, retain)
         try:
             data = encode_plain_publish(topic, payload, retain, self._v5)
         except (OverflowError, UnicodeEncodeError) as exc:
@@ -563,6 +629,32 @@ class MqttConnection:
                 len(data),
                 limit,
             )
+        return data
+
+    def _send_aliased_plain_publish(self, topic: str, payload: bytes, retain: bool) -> bytes:
+        """:meth:`send_plain_publish` when this connection names topics by alias."""
+        aliases = self._out_aliases
+        alias = aliases.get(topic)
+        new_alias = 0
+        try:
+            if alias is not None:
+                data = encode_aliased_publish("", alias, payload, retain)
+            elif topic and len(aliases) < self._alias_out_max:
+                new_alias = len(aliases) + 1  # never reassigned: 1, 2, ... in order
+                data = encode_aliased_publish(topic, new_alias, payload, retain)
+            else:  # all aliases taken: the full topic, and the shared bytes will do
+                data = encode_plain_publish(topic, payload, retain, True)
+        except (OverflowError, UnicodeEncodeError) as exc:
+            raise LocalProtocolError(f"Publish: a value cannot be encoded: {exc}") from None
+        limit = self.peer_max_packet_size
+        if limit is not None and len(data) > limit:
+            raise OutgoingPacketTooLarge(
+                f"PUBLISH of {len(data)} bytes, over the peer's maximum of {limit}",
+                len(data),
+                limit,
+            )
+        if new_alias:
+            aliases[topic] = new_alias  # only now: the peer learns it from these bytes
         return data
 
     def send_puback(self, packet_id: int) -> bytes:

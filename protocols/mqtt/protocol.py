@@ -134,7 +134,12 @@ class MqttProtocol(asyncio.Protocol):
         self.transport: asyncio.Transport = None  # type: ignore[assignment]
         self.flow: FlowControl = None  # type: ignore[assignment]
         self.phase = Phase.AWAITING_CONNECT
-        self.conn = MqttConnection(Role.SERVER, max_packet_size=self.config.max_packet_size)
+        config = self.config
+        self.conn = MqttConnection(
+            Role.SERVER,
+            max_packet_size=config.max_packet_size,
+            topic_aliases_out=config.topic_alias_out_maximum if config.topic_alias_out else 0,
+        )
         self.client_id = "-"
         self.client: tuple[str, int] | None = None
         self.server: tuple[str, int | None] | None = None

@@ -258,6 +258,31 @@ def _plain_publish(topic: str, payload: bytes, retain: bool, v5: bool) -> bytes:
     return b"".join((first, encode_remaining_length(length), header, payload))
 
 
+def encode_aliased_publish(topic: str, alias: int, payload: bytes, retain: bool) -> bytes:
+    """A v5 QoS 0 PUBLISH whose only property is a Topic Alias (3.3.2.3.4).
+
+    ``topic`` is the name the alias stands for when the peer is told the
+    mapping, ``""`` once it knows it. Aliases belong to one connection, so
+    these bytes are never shared or cached (:func:`encode_plain_publish` is).
+    """
+    if "+" in topic or "#" in topic or "\x00" in topic:
+        raise LocalProtocolError(f"PUBLISH topic {topic!r} contains a wildcard or U+0000")
+    encoded_topic = topic.encode()
+    header = (
+        len(encoded_topic).to_bytes(2, "big")
+        + encoded_topic
+        + _TOPIC_ALIAS_PROPERTY
+        + alias.to_bytes(2, "big")
+    )
+    length = len(header) + len(payload)
+    first = _ONE_BYTE[0x31 if retain else 0x30]
+    return b"".join((first, encode_remaining_length(length), header, payload))
+
+
+#: Property Length 3, then the Topic Alias identifier; its two-byte value follows.
+_TOPIC_ALIAS_PROPERTY = bytes((3, PropertyId.TOPIC_ALIAS))
+
+
 def _ack_encoder(packet_type: PacketType, first_byte: int) -> Callable[[Any, bool], bytes]:
     short_header = _ONE_BYTE[first_byte] + b"\x02"
 

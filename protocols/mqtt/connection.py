@@ -570,13 +570,7 @@ class MqttConnection:
                         f"Topic Alias {alias}, the peer accepts 1-{self.peer_topic_alias_maximum}"
                     )
         data = encode(packet, version)
-        limit = self.peer_max_packet_size
-        if limit is not None and len(data) > limit:
-            raise OutgoingPacketTooLarge(
-                f"{packet_type.name} of {len(data)} bytes, over the peer's maximum of {limit}",
-                len(data),
-                limit,
-            )
+        self._check_size(packet_type.name, data)
         if new_alias:
             # Only now: the peer learns the mapping from exactly these bytes.
             self._out_aliases[new_topic] = new_alias
@@ -622,13 +616,7 @@ class MqttConnection:
             data = encode_plain_publish(topic, payload, retain, self._v5)
         except (OverflowError, UnicodeEncodeError) as exc:
             raise LocalProtocolError(f"Publish: a value cannot be encoded: {exc}") from None
-        limit = self.peer_max_packet_size
-        if limit is not None and len(data) > limit:
-            raise OutgoingPacketTooLarge(
-                f"PUBLISH of {len(data)} bytes, over the peer's maximum of {limit}",
-                len(data),
-                limit,
-            )
+        self._check_size("PUBLISH", data)
         return data
 
     def _send_aliased_plain_publish(self, topic: str, payload: bytes, retain: bool) -> bytes:
@@ -646,16 +634,20 @@ class MqttConnection:
                 data = encode_plain_publish(topic, payload, retain, True)
         except (OverflowError, UnicodeEncodeError) as exc:
             raise LocalProtocolError(f"Publish: a value cannot be encoded: {exc}") from None
-        limit = self.peer_max_packet_size
-        if limit is not None and len(data) > limit:
-            raise OutgoingPacketTooLarge(
-                f"PUBLISH of {len(data)} bytes, over the peer's maximum of {limit}",
-                len(data),
-                limit,
-            )
+        self._check_size("PUBLISH", data)
         if new_alias:
             aliases[topic] = new_alias  # only now: the peer learns it from these bytes
         return data
+
+    def _check_size(self, what: str, data: bytes) -> None:
+        """Refuse to send ``data`` over the peer's Maximum Packet Size."""
+        limit = self.peer_max_packet_size
+        if limit is not None and len(data) > limit:
+            raise OutgoingPacketTooLarge(
+                f"{what} of {len(data)} bytes, over the peer's maximum of {limit}",
+                len(data),
+                limit,
+            )
 
     def send_puback(self, packet_id: int) -> bytes:
         """``send(Puback(packet_id))``: a successful QoS 1 acknowledgement.

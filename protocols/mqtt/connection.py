@@ -73,9 +73,10 @@ from .errors import (
     TopicAliasInvalid,
     UnsupportedProtocolVersion,
 )
+from .fields import read_remaining_length
 from .packets import Auth, Connack, Connect, Disconnect, Packet, Puback, Publish
 from .properties import EMPTY_PROPERTIES
-from .reader import DECODERS, connect_protocol_version, read_remaining_length
+from .reader import DECODERS, connect_protocol_version
 from .writer import encode, encode_aliased_publish, encode_plain_publish
 
 #: Largest packet the spec allows: a 5-byte fixed header and the largest

@@ -12,7 +12,7 @@ hot path neither builds nor encodes anything for them.
 
 The table :data:`PROPERTY_SPECS` (v5 section 2.2.2.2) gives each identifier
 its attribute name and wire type, and :data:`ALLOWED_PROPERTIES` which
-packet may carry it; ``reader.py`` and ``writer.py`` are driven by them.
+packet may carry it; ``fields.py`` and ``writer.py`` are driven by them.
 """
 
 from __future__ import annotations

@@ -9,6 +9,10 @@ its decoder; :class:`~protocols.mqtt.connection.MqttConnection` cuts the
 stream into packets and calls them, and :func:`decode_packet` does the same
 for one complete packet.
 
+The decoders of SUBSCRIBE, UNSUBSCRIBE and their acknowledgements are in
+:mod:`~protocols.mqtt.reader_subscriptions`; the field readers they are all
+built of, in :mod:`~protocols.mqtt.fields`.
+
 Every rule breaks with the error that carries its reason code (see
 :mod:`~protocols.mqtt.errors`): the bytes cannot be parsed (0x81), a value
 the spec forbids (0x82), a wildcard in a topic name (0x90)...
@@ -17,27 +21,27 @@ the spec forbids (0x82), a wildcard in a topic name (0x90)...
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
-from .codes import (
-    REASON_CODE_FOR_RETURN_CODE,
-    REASON_CODES_BY_PACKET,
-    ConnackReturnCode,
-    PacketType,
-    PropertyId,
-    ProtocolVersion,
-    QoS,
-    ReasonCode,
-    RetainHandling,
-)
+from .codes import REASON_CODE_FOR_RETURN_CODE, ConnackReturnCode, PacketType, ProtocolVersion
 from .errors import (
     ClientIdentifierNotValid,
     MalformedPacket,
     ProtocolViolation,
-    TopicAliasInvalid,
-    TopicFilterInvalid,
     TopicNameInvalid,
     UnsupportedProtocolVersion,
+)
+from .fields import (
+    QOS_LEVELS,
+    check_end,
+    check_flags,
+    read_binary,
+    read_byte,
+    read_packet_id,
+    read_properties,
+    read_reason_code,
+    read_remaining_length,
+    read_string,
+    read_u16,
 )
 from .packets import (
     Auth,
@@ -52,214 +56,18 @@ from .packets import (
     Publish,
     Pubrec,
     Pubrel,
-    Suback,
-    Subscribe,
-    Subscription,
-    Unsuback,
-    Unsubscribe,
     Will,
     new_publish,
 )
-from .properties import (
-    ALLOWED_PROPERTIES,
-    EMPTY_PROPERTIES,
-    NONZERO_PROPERTIES,
-    PROPERTY_SPECS,
-    WILL,
-    Properties,
-    WireType,
+from .properties import EMPTY_PROPERTIES, WILL
+from .reader_subscriptions import (
+    decode_suback,
+    decode_subscribe,
+    decode_unsuback,
+    decode_unsubscribe,
 )
-from .topics import SHARED_PREFIX, is_valid_topic_filter, parse_shared_subscription
-
-#: Largest Remaining Length: four bytes of seven bits (1.5.5, 2.2.3).
-MAX_REMAINING_LENGTH = 268_435_455
-
-_QOS = (QoS.AT_MOST_ONCE, QoS.AT_LEAST_ONCE, QoS.EXACTLY_ONCE)
-_REASON_BY_VALUE = {code.value: code for code in ReasonCode}
-_PROPERTY_BY_VALUE = {pid.value: pid for pid in PropertyId}
-_RETAIN_HANDLING = tuple(RetainHandling)
 
 Decoder = Callable[[int, bytes, int, int, bool], Packet]
-
-
-# -- Data representations (section 1.5) ---------------------------------------------
-
-
-def read_remaining_length(buf: bytes, pos: int, end: int) -> tuple[int, int] | None:
-    """Decode the Variable Byte Integer at ``buf[pos:end]``: (value, position after it).
-
-    Returns None when ``buf`` ends inside the integer.
-
-    Raises:
-        MalformedPacket: a fifth byte would be needed (1.5.5).
-    """
-    value = 0
-    shift = 0
-    for index in range(pos, min(end, pos + 4)):
-        byte = buf[index]
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, index + 1
-        shift += 7
-    if end - pos >= 4:
-        raise MalformedPacket("Variable Byte Integer longer than 4 bytes")
-    return None
-
-
-def _vbi(buf: bytes, pos: int, end: int, what: str) -> tuple[int, int]:
-    decoded = read_remaining_length(buf, pos, end)
-    if decoded is None:
-        raise MalformedPacket(f"{what}: packet ends inside a Variable Byte Integer")
-    return decoded
-
-
-def _u16(buf: bytes, pos: int, end: int, what: str) -> int:
-    if pos + 2 > end:
-        raise MalformedPacket(f"{what}: packet ends before a Two Byte Integer")
-    return (buf[pos] << 8) | buf[pos + 1]
-
-
-def _u32(buf: bytes, pos: int, end: int, what: str) -> int:
-    if pos + 4 > end:
-        raise MalformedPacket(f"{what}: packet ends before a Four Byte Integer")
-    return int.from_bytes(buf[pos : pos + 4], "big")
-
-
-def _byte(buf: bytes, pos: int, end: int, what: str) -> int:
-    if pos >= end:
-        raise MalformedPacket(f"{what}: packet ends before a byte")
-    return buf[pos]
-
-
-def _binary(buf: bytes, pos: int, end: int, what: str) -> tuple[bytes, int]:
-    """Binary Data (1.5.6): two-byte length, then the bytes."""
-    start = pos + 2
-    stop = start + _u16(buf, pos, end, what)
-    if stop > end:
-        raise MalformedPacket(f"{what}: length {stop - start} runs past the packet's end")
-    return buf[start:stop], stop
-
-
-def _string(buf: bytes, pos: int, end: int, what: str) -> tuple[str, int]:
-    """UTF-8 Encoded String (1.5.4): well-formed UTF-8 without U+0000 (MQTT-1.5.4-1, -2)."""
-    data, pos = _binary(buf, pos, end, what)
-    try:
-        text = data.decode()
-    except UnicodeDecodeError as exc:
-        raise MalformedPacket(f"{what} is not well-formed UTF-8: {exc.reason}") from None
-    if "\x00" in text:
-        raise MalformedPacket(f"{what} contains U+0000")
-    return text, pos
-
-
-def _packet_id(buf: bytes, pos: int, end: int, what: str) -> int:
-    packet_id = _u16(buf, pos, end, what)
-    if not packet_id:
-        raise MalformedPacket(f"{what}: Packet Identifier 0 (must be 1-65535, 2.2.1)")
-    return packet_id
-
-
-def _reason_code(value: int, packet_type: PacketType) -> ReasonCode:
-    code = _REASON_BY_VALUE.get(value)
-    if code is None:
-        raise MalformedPacket(f"{packet_type.name}: unknown Reason Code 0x{value:02X}")
-    if code not in REASON_CODES_BY_PACKET[packet_type]:
-        raise ProtocolViolation(f"{packet_type.name} cannot carry Reason Code {code.name}")
-    return code
-
-
-def _check_flags(flags: int, expected: int, packet_type: PacketType) -> None:
-    if flags != expected:
-        raise MalformedPacket(
-            f"{packet_type.name}: fixed header flags 0x{flags:X}, must be 0x{expected:X} (2.1.3)"
-        )
-
-
-def _check_end(pos: int, end: int, packet_type: PacketType) -> None:
-    if pos != end:
-        raise MalformedPacket(
-            f"{packet_type.name}: {end - pos} bytes after the last field"
-            if pos < end
-            else f"{packet_type.name}: fields run past the Remaining Length"
-        )
-
-
-# -- Properties (v5 2.2.2) ----------------------------------------------------------
-
-
-def read_properties(
-    buf: bytes, pos: int, end: int, context: PacketType | str
-) -> tuple[Properties, int]:
-    """Decode a Property Length and the properties after it.
-
-    Raises:
-        MalformedPacket: an identifier unknown or not allowed in ``context``,
-            or a value that does not fit its type (2.2.2.2).
-        ProtocolViolation: a property repeated, or a value the spec forbids.
-        TopicAliasInvalid: a Topic Alias of 0.
-    """
-    what = f"{context.name if isinstance(context, PacketType) else context} properties"
-    length, pos = _vbi(buf, pos, end, what)
-    if not length:
-        return EMPTY_PROPERTIES, pos
-    stop = pos + length
-    if stop > end:
-        raise MalformedPacket(f"{what}: Property Length {length} runs past the packet's end")
-    allowed = ALLOWED_PROPERTIES[context]
-    values: dict[str, Any] = {}
-    user_properties: list[tuple[str, str]] = []
-    subscription_identifiers: list[int] = []
-    while pos < stop:
-        pid = _PROPERTY_BY_VALUE.get(buf[pos])
-        if pid is None or pid not in allowed:
-            raise MalformedPacket(f"{what}: property identifier 0x{buf[pos]:02X} not allowed")
-        pos += 1
-        name, wire_type = PROPERTY_SPECS[pid]
-        value: Any
-        if wire_type is WireType.BYTE:
-            value = _byte(buf, pos, stop, name)
-            pos += 1
-            if value > 1:
-                raise ProtocolViolation(f"{what}: {name} is {value}, must be 0 or 1")
-            value = _QOS[value] if pid is PropertyId.MAXIMUM_QOS else bool(value)
-        elif wire_type is WireType.TWO_BYTE_INTEGER:
-            value = _u16(buf, pos, stop, name)
-            pos += 2
-        elif wire_type is WireType.FOUR_BYTE_INTEGER:
-            value = _u32(buf, pos, stop, name)
-            pos += 4
-        elif wire_type is WireType.VARIABLE_BYTE_INTEGER:
-            value, pos = _vbi(buf, pos, stop, name)
-        elif wire_type is WireType.UTF8_STRING:
-            value, pos = _string(buf, pos, stop, name)
-        elif wire_type is WireType.BINARY_DATA:
-            value, pos = _binary(buf, pos, stop, name)
-        else:
-            key, pos = _string(buf, pos, stop, "user property name")
-            value, pos = _string(buf, pos, stop, "user property value")
-            user_properties.append((key, value))
-            continue
-        if pid in NONZERO_PROPERTIES and not value:
-            raise ProtocolViolation(f"{what}: {name} is 0")
-        if pid is PropertyId.SUBSCRIPTION_IDENTIFIER:
-            subscription_identifiers.append(value)
-            continue
-        if name in values:
-            raise ProtocolViolation(f"{what}: {name} included more than once")
-        values[name] = value
-    if values.get("topic_alias") == 0:
-        raise TopicAliasInvalid(f"{what}: Topic Alias 0 (3.3.2.3.4)")
-    response_topic = values.get("response_topic")
-    if response_topic is not None and ("+" in response_topic or "#" in response_topic):
-        raise ProtocolViolation(f"{what}: Response Topic {response_topic!r} has a wildcard")
-    if "authentication_data" in values and "authentication_method" not in values:
-        raise ProtocolViolation(f"{what}: Authentication Data without Authentication Method")
-    return Properties(
-        **values,
-        user_properties=tuple(user_properties),
-        subscription_identifiers=tuple(subscription_identifiers),
-    ), stop
-
 
 # -- CONNECT and CONNACK (3.1, 3.2) -------------------------------------------------
 
@@ -278,9 +86,9 @@ def connect_protocol_version(buf: bytes, pos: int, end: int) -> ProtocolVersion 
 
 def decode_connect(flags: int, buf: bytes, pos: int, end: int, v5: bool) -> Connect:
     """CONNECT: the version comes from the packet itself (``v5`` is ignored)."""
-    _check_flags(flags, 0, PacketType.CONNECT)
-    name, pos = _string(buf, pos, end, "CONNECT protocol name")
-    level = _byte(buf, pos, end, "CONNECT protocol level")
+    check_flags(flags, 0, PacketType.CONNECT)
+    name, pos = read_string(buf, pos, end, "CONNECT protocol name")
+    level = read_byte(buf, pos, end, "CONNECT protocol level")
     if name != "MQTT":
         if name == "MQIsdp":
             raise UnsupportedProtocolVersion(f"CONNECT for MQTT 3.1 (MQIsdp, level {level})")
@@ -290,8 +98,8 @@ def decode_connect(flags: int, buf: bytes, pos: int, end: int, v5: bool) -> Conn
             f"CONNECT protocol level {level}, expected 4 (MQTT 3.1.1) or 5 (MQTT 5.0)"
         )
     v5 = level == ProtocolVersion.V5
-    connect_flags = _byte(buf, pos + 1, end, "CONNECT flags")
-    keep_alive = _u16(buf, pos + 2, end, "CONNECT keep alive")
+    connect_flags = read_byte(buf, pos + 1, end, "CONNECT flags")
+    keep_alive = read_u16(buf, pos + 2, end, "CONNECT keep alive")
     pos += 4
     if connect_flags & 0x01:
         raise MalformedPacket("CONNECT reserved flag is 1 (3.1.2.3)")
@@ -309,23 +117,23 @@ def decode_connect(flags: int, buf: bytes, pos: int, end: int, v5: bool) -> Conn
     properties = EMPTY_PROPERTIES
     if v5:
         properties, pos = read_properties(buf, pos, end, PacketType.CONNECT)
-    client_id, pos = _string(buf, pos, end, "CONNECT client identifier")
+    client_id, pos = read_string(buf, pos, end, "CONNECT client identifier")
     will = None
     if will_flag:
         will_properties = EMPTY_PROPERTIES
         if v5:
             will_properties, pos = read_properties(buf, pos, end, WILL)
-        will_topic, pos = _string(buf, pos, end, "CONNECT will topic")
+        will_topic, pos = read_string(buf, pos, end, "CONNECT will topic")
         if not will_topic or "+" in will_topic or "#" in will_topic:
             raise TopicNameInvalid(f"CONNECT will topic {will_topic!r} is not a topic name")
-        will_payload, pos = _binary(buf, pos, end, "CONNECT will payload")
-        will = Will(will_topic, will_payload, _QOS[will_qos], will_retain, will_properties)
+        will_payload, pos = read_binary(buf, pos, end, "CONNECT will payload")
+        will = Will(will_topic, will_payload, QOS_LEVELS[will_qos], will_retain, will_properties)
     username = password = None
     if has_username:
-        username, pos = _string(buf, pos, end, "CONNECT user name")
+        username, pos = read_string(buf, pos, end, "CONNECT user name")
     if has_password:
-        password, pos = _binary(buf, pos, end, "CONNECT password")
-    _check_end(pos, end, PacketType.CONNECT)
+        password, pos = read_binary(buf, pos, end, "CONNECT password")
+    check_end(pos, end, PacketType.CONNECT)
     clean_start = bool(connect_flags & 0x02)
     if not client_id and not clean_start and not v5:
         raise ClientIdentifierNotValid("CONNECT with an empty client id and Clean Session 0")
@@ -342,21 +150,21 @@ def decode_connect(flags: int, buf: bytes, pos: int, end: int, v5: bool) -> Conn
 
 
 def decode_connack(flags: int, buf: bytes, pos: int, end: int, v5: bool) -> Connack:
-    _check_flags(flags, 0, PacketType.CONNACK)
-    ack_flags = _byte(buf, pos, end, "CONNACK flags")
+    check_flags(flags, 0, PacketType.CONNACK)
+    ack_flags = read_byte(buf, pos, end, "CONNACK flags")
     if ack_flags & 0xFE:
         raise MalformedPacket("CONNACK reserved flags are not 0 (3.2.2.1)")
-    code = _byte(buf, pos + 1, end, "CONNACK code")
+    code = read_byte(buf, pos + 1, end, "CONNACK code")
     pos += 2
     properties = EMPTY_PROPERTIES
     if v5:
-        reason_code = _reason_code(code, PacketType.CONNACK)
+        reason_code = read_reason_code(code, PacketType.CONNACK)
         properties, pos = read_properties(buf, pos, end, PacketType.CONNACK)
     else:
         if code > ConnackReturnCode.NOT_AUTHORIZED:
             raise MalformedPacket(f"CONNACK return code {code} (3.1.1 defines 0-5)")
         reason_code = REASON_CODE_FOR_RETURN_CODE[ConnackReturnCode(code)]
-    _check_end(pos, end, PacketType.CONNACK)
+    check_end(pos, end, PacketType.CONNACK)
     return Connack(bool(ack_flags), reason_code, properties)
 
 
@@ -410,7 +218,7 @@ def decode_publish(flags: int, buf: bytes, pos: int, end: int, v5: bool) -> Publ
     return new_publish(
         topic,
         buf[pos:end],
-        _QOS[qos],
+        QOS_LEVELS[qos],
         bool(flags & 0x01),
         packet_id,
         bool(flags & 0x08),
@@ -422,132 +230,22 @@ def _ack_decoder(cls: type[Puback | Pubrec | Pubrel | Pubcomp], fixed_flags: int
     packet_type = cls.type
 
     def decode_ack(flags: int, buf: bytes, pos: int, end: int, v5: bool) -> Packet:
-        _check_flags(flags, fixed_flags, packet_type)
-        packet_id = _packet_id(buf, pos, end, packet_type.name)
+        check_flags(flags, fixed_flags, packet_type)
+        packet_id = read_packet_id(buf, pos, end, packet_type.name)
         pos += 2
         if pos == end:
             return cls(packet_id)
         if not v5:
-            _check_end(pos, end, packet_type)
-        reason_code = _reason_code(buf[pos], packet_type)
+            check_end(pos, end, packet_type)
+        reason_code = read_reason_code(buf[pos], packet_type)
         properties = EMPTY_PROPERTIES
         if pos + 1 < end:
             properties, pos = read_properties(buf, pos + 1, end, packet_type)
-            _check_end(pos, end, packet_type)
+            check_end(pos, end, packet_type)
         return cls(packet_id, reason_code, properties)
 
     decode_ack.__name__ = f"decode_{packet_type.name.lower()}"
     return decode_ack
-
-
-# -- SUBSCRIBE, UNSUBSCRIBE and their acknowledgements (3.8 - 3.11) -----------------
-
-
-def _topic_filter(buf: bytes, pos: int, end: int, what: str) -> tuple[str, int]:
-    topic_filter, pos = _string(buf, pos, end, f"{what} topic filter")
-    if not is_valid_topic_filter(topic_filter):
-        raise TopicFilterInvalid(f"{what} topic filter {topic_filter!r} breaks 4.7.1")
-    return topic_filter, pos
-
-
-def decode_subscribe(flags: int, buf: bytes, pos: int, end: int, v5: bool) -> Subscribe:
-    _check_flags(flags, 0x02, PacketType.SUBSCRIBE)
-    packet_id = _packet_id(buf, pos, end, "SUBSCRIBE")
-    pos += 2
-    properties = EMPTY_PROPERTIES
-    if v5:
-        properties, pos = read_properties(buf, pos, end, PacketType.SUBSCRIBE)
-        if len(properties.subscription_identifiers) > 1:
-            raise ProtocolViolation("SUBSCRIBE with more than one Subscription Identifier")
-    reserved = 0xC0 if v5 else 0xFC
-    subscriptions = []
-    while pos < end:
-        topic_filter, pos = _topic_filter(buf, pos, end, "SUBSCRIBE")
-        options = _byte(buf, pos, end, "SUBSCRIBE options")
-        pos += 1
-        if options & reserved:
-            raise MalformedPacket(f"SUBSCRIBE options 0x{options:02X}: reserved bits set")
-        qos = options & 0x03
-        if qos == 3:
-            raise MalformedPacket(f"SUBSCRIBE {topic_filter!r} with QoS 3 (MQTT-3-8.3-4)")
-        retain_handling = options >> 4
-        if retain_handling == 3:
-            raise ProtocolViolation(f"SUBSCRIBE {topic_filter!r} with Retain Handling 3")
-        no_local = bool(options & 0x04)
-        if v5 and topic_filter.startswith(SHARED_PREFIX):
-            try:
-                parse_shared_subscription(topic_filter)
-            except ValueError as exc:
-                raise TopicFilterInvalid(str(exc)) from None
-            if no_local:
-                raise ProtocolViolation(f"No Local on shared subscription {topic_filter!r}")
-        subscriptions.append(
-            Subscription(
-                topic_filter,
-                _QOS[qos],
-                no_local,
-                bool(options & 0x08),
-                _RETAIN_HANDLING[retain_handling],
-            )
-        )
-    if not subscriptions:
-        raise ProtocolViolation("SUBSCRIBE without a topic filter (MQTT-3.8.3-3)")
-    return Subscribe(packet_id, tuple(subscriptions), properties)
-
-
-def _ack_codes(buf: bytes, pos: int, end: int, packet_type: PacketType) -> list[ReasonCode]:
-    if pos >= end:
-        raise ProtocolViolation(f"{packet_type.name} without a reason code")
-    return [_reason_code(value, packet_type) for value in buf[pos:end]]
-
-
-_SUBACK_V311 = {0: ReasonCode.GRANTED_QOS_0, 1: ReasonCode.GRANTED_QOS_1}
-_SUBACK_V311 |= {2: ReasonCode.GRANTED_QOS_2, 0x80: ReasonCode.UNSPECIFIED_ERROR}
-
-
-def decode_suback(flags: int, buf: bytes, pos: int, end: int, v5: bool) -> Suback:
-    _check_flags(flags, 0, PacketType.SUBACK)
-    packet_id = _packet_id(buf, pos, end, "SUBACK")
-    pos += 2
-    if v5:
-        properties, pos = read_properties(buf, pos, end, PacketType.SUBACK)
-        return Suback(packet_id, tuple(_ack_codes(buf, pos, end, PacketType.SUBACK)), properties)
-    codes = []
-    for value in buf[pos:end]:
-        if value not in _SUBACK_V311:
-            raise MalformedPacket(f"SUBACK return code 0x{value:02X} (3.1.1: 0, 1, 2, 0x80)")
-        codes.append(_SUBACK_V311[value])
-    if not codes:
-        raise ProtocolViolation("SUBACK without a return code")
-    return Suback(packet_id, tuple(codes))
-
-
-def decode_unsubscribe(flags: int, buf: bytes, pos: int, end: int, v5: bool) -> Unsubscribe:
-    _check_flags(flags, 0x02, PacketType.UNSUBSCRIBE)
-    packet_id = _packet_id(buf, pos, end, "UNSUBSCRIBE")
-    pos += 2
-    properties = EMPTY_PROPERTIES
-    if v5:
-        properties, pos = read_properties(buf, pos, end, PacketType.UNSUBSCRIBE)
-    topic_filters = []
-    while pos < end:
-        topic_filter, pos = _topic_filter(buf, pos, end, "UNSUBSCRIBE")
-        topic_filters.append(topic_filter)
-    if not topic_filters:
-        raise ProtocolViolation("UNSUBSCRIBE without a topic filter (MQTT-3.10.3-2)")
-    return Unsubscribe(packet_id, tuple(topic_filters), properties)
-
-
-def decode_unsuback(flags: int, buf: bytes, pos: int, end: int, v5: bool) -> Unsuback:
-    _check_flags(flags, 0, PacketType.UNSUBACK)
-    packet_id = _packet_id(buf, pos, end, "UNSUBACK")
-    pos += 2
-    if not v5:
-        _check_end(pos, end, PacketType.UNSUBACK)
-        return Unsuback(packet_id)
-    properties, pos = read_properties(buf, pos, end, PacketType.UNSUBACK)
-    codes = _ack_codes(buf, pos, end, PacketType.UNSUBACK)
-    return Unsuback(packet_id, tuple(codes), properties)
 
 
 # -- PINGREQ, PINGRESP, DISCONNECT, AUTH (3.12 - 3.15) ------------------------------
@@ -558,42 +256,42 @@ _DISCONNECT = Disconnect()
 
 
 def decode_pingreq(flags: int, buf: bytes, pos: int, end: int, v5: bool) -> Pingreq:
-    _check_flags(flags, 0, PacketType.PINGREQ)
-    _check_end(pos, end, PacketType.PINGREQ)
+    check_flags(flags, 0, PacketType.PINGREQ)
+    check_end(pos, end, PacketType.PINGREQ)
     return _PINGREQ
 
 
 def decode_pingresp(flags: int, buf: bytes, pos: int, end: int, v5: bool) -> Pingresp:
-    _check_flags(flags, 0, PacketType.PINGRESP)
-    _check_end(pos, end, PacketType.PINGRESP)
+    check_flags(flags, 0, PacketType.PINGRESP)
+    check_end(pos, end, PacketType.PINGRESP)
     return _PINGRESP
 
 
 def decode_disconnect(flags: int, buf: bytes, pos: int, end: int, v5: bool) -> Disconnect:
-    _check_flags(flags, 0, PacketType.DISCONNECT)
+    check_flags(flags, 0, PacketType.DISCONNECT)
     if pos == end:
         return _DISCONNECT
     if not v5:
-        _check_end(pos, end, PacketType.DISCONNECT)
-    reason_code = _reason_code(buf[pos], PacketType.DISCONNECT)
+        check_end(pos, end, PacketType.DISCONNECT)
+    reason_code = read_reason_code(buf[pos], PacketType.DISCONNECT)
     properties = EMPTY_PROPERTIES
     if pos + 1 < end:
         properties, pos = read_properties(buf, pos + 1, end, PacketType.DISCONNECT)
-        _check_end(pos, end, PacketType.DISCONNECT)
+        check_end(pos, end, PacketType.DISCONNECT)
     return Disconnect(reason_code, properties)
 
 
 def decode_auth(flags: int, buf: bytes, pos: int, end: int, v5: bool) -> Auth:
     if not v5:
         raise MalformedPacket("packet type 15 is reserved in MQTT 3.1.1")
-    _check_flags(flags, 0, PacketType.AUTH)
+    check_flags(flags, 0, PacketType.AUTH)
     if pos == end:
         return Auth()
-    reason_code = _reason_code(buf[pos], PacketType.AUTH)
+    reason_code = read_reason_code(buf[pos], PacketType.AUTH)
     properties = EMPTY_PROPERTIES
     if pos + 1 < end:
         properties, pos = read_properties(buf, pos + 1, end, PacketType.AUTH)
-        _check_end(pos, end, PacketType.AUTH)
+        check_end(pos, end, PacketType.AUTH)
     return Auth(reason_code, properties)
 
 

@@ -27,6 +27,7 @@ from .codes import (
     connack_return_code,
 )
 from .errors import LocalProtocolError
+from .fields import MAX_REMAINING_LENGTH
 from .packets import (
     Auth,
     Connack,
@@ -46,7 +47,6 @@ from .packets import (
     Unsubscribe,
 )
 from .properties import EMPTY_PROPERTIES, PROPERTY_SPECS, Properties, WireType
-from .reader import MAX_REMAINING_LENGTH
 
 _ONE_BYTE = [bytes((value,)) for value in range(256)]
 _NO_PROPERTIES = b"\x00"

@@ -33,7 +33,7 @@ from protocols.mqtt import (
     encode,
 )
 from protocols.mqtt.connection import MAX_PACKET_SIZE
-from protocols.mqtt.reader import read_remaining_length
+from protocols.mqtt.fields import read_remaining_length
 from protocols.mqtt.writer import encode_plain_publish, encode_remaining_length
 
 from .helpers import CONNECT_V5_WIRE, CONNECT_V311_WIRE

@@ -31,8 +31,9 @@ from protocols.mqtt import (
     Role,
     encode,
 )
+from protocols.mqtt.fields import read_remaining_length
 from protocols.mqtt.properties import Properties
-from protocols.mqtt.reader import DECODERS, read_remaining_length
+from protocols.mqtt.reader import DECODERS
 
 from .helpers import MIN_CONNECT, wire
 

@@ -51,6 +51,7 @@ from hub.consumer import AsyncConsumer, SyncConsumer
 from hub.exceptions import NoRouteFound, StopConsumer
 from hub.mail.auth import aauthenticate_user, authenticate_user
 from hub.types import Message
+from protocols.mqtt.codes import REASON_CODES_BY_PACKET, PacketType
 
 from .messages import MqttMessage
 from .routing import TopicRouter
@@ -66,6 +67,8 @@ UNSPECIFIED_ERROR = 0x80
 BAD_USER_NAME_OR_PASSWORD = 0x86
 NOT_AUTHORIZED = 0x87
 BAD_AUTHENTICATION_METHOD = 0x8C
+#: What a DISCONNECT may carry (a refused re-authentication ends with one).
+DISCONNECT_CODES = frozenset(int(code) for code in REASON_CODES_BY_PACKET[PacketType.DISCONNECT])
 
 
 class Refuse(Exception):
@@ -113,6 +116,11 @@ def _auth_outcome(outcome: Any) -> tuple[str, Any, bytes | None]:
     return "accept", outcome, None
 
 
+def _auth_refusal_line(method: str, connecting: bool, step: int, answer: Message) -> str:
+    what = "authentication" if connecting else "re-authentication"
+    return f"{what} with {method!r} refused at step {step} ({answer['reason_code']:#04x})"
+
+
 def _auth_answer(
     state: str, data: bytes | None, method: str, connecting: bool, code: int
 ) -> Message:
@@ -124,7 +132,10 @@ def _auth_answer(
             "authentication_data": data,
         }
     if state == "refuse":
-        return _answer("mqtt.connack" if connecting else "mqtt.disconnect", code)
+        if connecting:
+            return _answer("mqtt.connack", code)
+        # Refuse(0x86) fits a CONNACK, not a DISCONNECT: that ends with 0x87.
+        return _answer("mqtt.disconnect", code if code in DISCONNECT_CODES else NOT_AUTHORIZED)
     if connecting:  # the caller completes the mqtt.connack
         return {
             "type": "mqtt.connack",
@@ -197,6 +208,10 @@ class _MqttBase:
             return method, None
         logger.info("%s: unknown authentication method %r", self._describe(), method)  # type: ignore[attr-defined]
         return method, _answer("mqtt.connack", BAD_AUTHENTICATION_METHOD)
+
+    def _log_auth_refusal(self, method: str, connecting: bool, answer: Message) -> None:
+        line = _auth_refusal_line(method, connecting, self.auth_step, answer)
+        logger.info("%s: %s", self._describe(), line)  # type: ignore[attr-defined]
 
     def auth_step_begins(self, event: Message) -> None:
         if event["type"] == "mqtt.connect" or event.get("reason_code") == RE_AUTHENTICATE:
@@ -324,6 +339,8 @@ class AsyncMqttConsumer(_MqttBase, AsyncConsumer):
             outcome, code = None, exc.reason_code
         state, user, data = _auth_outcome(outcome)
         answer = _auth_answer(state, data, method, connecting, code)
+        if state == "refuse":
+            self._log_auth_refusal(method, connecting, answer)
         if state == "accept":
             self.user = user
             if connecting:
@@ -489,6 +506,8 @@ class MqttConsumer(_MqttBase, SyncConsumer):
             outcome, code = None, exc.reason_code
         state, user, data = _auth_outcome(outcome)
         answer = _auth_answer(state, data, method, connecting, code)
+        if state == "refuse":
+            self._log_auth_refusal(method, connecting, answer)
         if state == "accept":
             self.user = user
             if connecting:

@@ -340,6 +340,9 @@ class MqttConnection:
             next_state = receivable.get(packet_type)
             if next_state is None:
                 if self.state is _CONNECTING and self.role is Role.SERVER:
+                    if self.auth_turn is not AuthTurn.NONE:
+                        # Reading runs during an AUTH exchange: nothing may pile up.
+                        self._check_during_exchange(packet_type, end - pos, max_size)
                     return events, pos, 0  # deferred until CONNACK is sent
                 raise self._unexpected(packet_type)
             if pos + 1 >= end:
@@ -571,6 +574,12 @@ class MqttConnection:
                         f"Topic Alias {alias}, the peer accepts 1-{self.peer_topic_alias_maximum}"
                     )
         data = encode(packet, version)
+        if new_alias and self._too_large(data):
+            # Defining the alias takes 3 bytes more: the plain form may still fit.
+            new_alias = 0
+            assert isinstance(packet, Publish)  # only a PUBLISH defines an alias
+            packet = replace(packet, properties=replace(packet.properties, topic_alias=None))
+            data = encode(packet, version)
         self._check_size(packet_type.name, data)
         if new_alias:
             # Only now: the peer learns the mapping from exactly these bytes.
@@ -633,12 +642,38 @@ class MqttConnection:
                 data = encode_aliased_publish(topic, new_alias, payload, retain)
             else:  # all aliases taken: the full topic, and the shared bytes will do
                 data = encode_plain_publish(topic, payload, retain, True)
+            if new_alias and self._too_large(data):
+                # Defining the alias takes 3 bytes more: the plain form may still fit.
+                new_alias = 0
+                data = encode_plain_publish(topic, payload, retain, True)
         except (OverflowError, UnicodeEncodeError) as exc:
             raise LocalProtocolError(f"Publish: a value cannot be encoded: {exc}") from None
         self._check_size("PUBLISH", data)
         if new_alias:
             aliases[topic] = new_alias  # only now: the peer learns it from these bytes
         return data
+
+    def _too_large(self, data: bytes) -> bool:
+        limit = self.peer_max_packet_size
+        return limit is not None and len(data) > limit
+
+    @staticmethod
+    def _check_during_exchange(packet_type: int, pending: int, max_size: int) -> None:
+        """Before CONNACK, a client authenticating with a method sends only AUTH or DISCONNECT.
+
+        MQTT-3.1.2-30: anything else is a Protocol Error; an AUTH out of turn
+        too. A DISCONNECT waits for the CONNACK, within one packet's size.
+        """
+        if packet_type != _P.DISCONNECT:
+            raise ProtocolViolation(
+                f"{_P(packet_type).name} before CONNACK from a client authenticating "
+                "with a method (MQTT-3.1.2-30)"
+            )
+        if pending > max_size:
+            raise PacketTooLarge(
+                f"{pending} bytes pending before CONNACK, "
+                f"over the maximum packet size of {max_size} bytes"
+            )
 
     def _check_size(self, what: str, data: bytes) -> None:
         """Refuse to send ``data`` over the peer's Maximum Packet Size."""

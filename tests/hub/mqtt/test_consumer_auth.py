@@ -12,7 +12,7 @@ import pytest
 
 from hub.generic.mqtt import Accept, AsyncMqttConsumer, Challenge, MqttConsumer, Refuse
 from hub.testing.mqtt import MqttCommunicator
-from protocols.mqtt import Auth, Connack, Connect, MqttConfig, MqttServer, ReasonCode
+from protocols.mqtt import Auth, Connack, Connect, Disconnect, MqttConfig, MqttServer, ReasonCode
 from protocols.mqtt.properties import Properties
 from tests.protocols.mqtt.test_server import Peer
 
@@ -138,5 +138,59 @@ class TestOverASocket:
             assert connack.reason_code == ReasonCode.SUCCESS
             assert connack.properties.authentication_data == b"welcome"
             assert connack.properties.authentication_method == "HMAC-CHALLENGE"
+        finally:
+            await server.wait_closed(1)
+
+
+def auth(code: ReasonCode, data: bytes) -> Auth:
+    return Auth(code, Properties(authentication_method="HMAC-CHALLENGE", authentication_data=data))
+
+
+async def authenticated_peer(server: MqttServer) -> Peer:
+    host, port = server.bound_addresses[0]
+    peer = Peer(*await asyncio.open_connection(host, port))
+    await peer.send(
+        Connect(
+            "sensor-1",
+            properties=Properties(
+                authentication_method="HMAC-CHALLENGE", authentication_data=b"sensor-1"
+            ),
+        )
+    )
+    challenge = await peer.receive()
+    answer = sign(b"k1", challenge.properties.authentication_data)
+    await peer.send(auth(ReasonCode.CONTINUE_AUTHENTICATION, answer))
+    assert (await peer.receive()).reason_code == ReasonCode.SUCCESS
+    return peer
+
+
+class TestRefusedReauthentication:
+    async def test_a_wrong_answer_disconnects_with_0x87_and_says_why_in_the_log(self, caplog):
+        server = MqttServer(ChallengeConsumer.as_asgi(), MqttConfig(port=0))
+        await server.start()
+        try:
+            peer = await authenticated_peer(server)
+            await peer.send(auth(ReasonCode.RE_AUTHENTICATE, b"sensor-1"))
+            await peer.receive()
+            with caplog.at_level("INFO", logger="hub.mqtt"):
+                await peer.send(auth(ReasonCode.CONTINUE_AUTHENTICATION, b"forged"))
+                disconnect = await peer.receive()
+            assert isinstance(disconnect, Disconnect)
+            assert disconnect.reason_code == ReasonCode.NOT_AUTHORIZED
+            assert "re-authentication with 'HMAC-CHALLENGE' refused at step 1 (0x87)" in (
+                caplog.text
+            )
+        finally:
+            await server.wait_closed(1)
+
+    async def test_a_refusal_code_a_disconnect_cannot_carry_becomes_0x87(self):
+        server = MqttServer(ChallengeConsumer.as_asgi(), MqttConfig(port=0))
+        await server.start()
+        try:
+            peer = await authenticated_peer(server)
+            await peer.send(auth(ReasonCode.RE_AUTHENTICATE, b"stranger"))  # Refuse(0x86)
+            disconnect = await peer.receive()
+            assert isinstance(disconnect, Disconnect)
+            assert disconnect.reason_code == ReasonCode.NOT_AUTHORIZED
         finally:
             await server.wait_closed(1)

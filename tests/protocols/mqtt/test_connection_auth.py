@@ -97,3 +97,17 @@ class TestMethods:
         assert conn.auth_turn is AuthTurn.NONE
         with pytest.raises(ProtocolViolation, match=r"MQTT-4\.12\.0-5"):
             conn.receive_data(wire.send(Auth(REAUTH, method("X"))))
+
+
+class TestBeforeConnack:
+    """MQTT-3.1.2-30: only AUTH (in turn) or DISCONNECT before CONNACK, and nothing piles up."""
+
+    def test_a_publish_during_the_exchange_is_a_protocol_violation(self) -> None:
+        conn = server()
+        conn.send(Auth(CONTINUE, method(data=b"n")))
+        with pytest.raises(ProtocolViolation, match="before CONNACK"):
+            conn.receive_data(b"\x30" + b"\xff" * 1000)
+
+    def test_a_client_without_a_method_may_still_pipeline_before_connack(self) -> None:
+        conn = server(Properties())
+        assert conn.receive_data(b"\x30\x05\x00\x01t") == []

@@ -123,6 +123,13 @@ class TestAliasAssignment:
             conn.send(Publish(TOPIC, b"x" * 100, QoS.AT_LEAST_ONCE, packet_id=1))
         assert conn.send_plain_publish(TOPIC, b"1") == wire(f"30|{TOPIC_HEX} 03 230001 31")
 
+    def test_a_publish_that_fits_only_without_a_new_alias_goes_without_one(self) -> None:
+        plain = encode(Publish(TOPIC, b"x" * 20), V5)
+        conn = server(maximum_packet_size=len(plain))
+        assert conn.send_plain_publish(TOPIC, b"x" * 20) == plain
+        assert conn.send(Publish(TOPIC, b"x" * 20)) == plain
+        assert conn.send_plain_publish(TOPIC, b"1") == wire(f"30|{TOPIC_HEX} 03 230001 31")
+
     def test_a_client_decodes_every_topic(self) -> None:
         conn = server(client_maximum=2)
         client = MqttConnection(Role.CLIENT)

@@ -21,7 +21,7 @@ The codec checks the packets' order and methods (``MqttConnection.auth_turn``);
 this module turns packets into events and back, and keeps the deadlines: the
 application has ``connect_answer_timeout`` (while connecting) or
 ``answer_timeout`` (re-authenticating) for each answer, and a client has
-``connect_timeout`` for each AUTH before CONNACK.
+``connect_timeout`` for each AUTH it owes, before CONNACK and after.
 """
 
 from __future__ import annotations
@@ -62,6 +62,9 @@ class AuthExchange:
         """The client's AUTH 0x18 (its answer) or 0x19 (re-authenticate): ask the app."""
         protocol = self.protocol
         self.turn = "app"
+        if self.timer is not None:  # the client's answer came in time
+            self.timer.cancel()
+            self.timer = None
         event: Message = {
             "type": "mqtt.auth",
             "reason_code": int(packet.reason_code),
@@ -126,10 +129,11 @@ class AuthExchange:
             reason_string=extra.reason_string,
             user_properties=extra.user_properties,
         )
+        protocol.write(protocol.conn.send(Auth(ReasonCode(code), properties)))
+        # Only once written: if that raised, the answer deadline still stands.
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
-        protocol.write(protocol.conn.send(Auth(ReasonCode(code), properties)))
         if code == ReasonCode.SUCCESS:
             self.turn = None
             return
@@ -138,6 +142,10 @@ class AuthExchange:
             protocol.deadline = protocol.loop.time() + protocol.config.connect_timeout
             protocol.listener.deadlines.add(protocol, protocol.deadline)
             protocol.flow.resume_reading()
+        else:
+            self.timer = protocol.loop.call_later(
+                protocol.config.connect_timeout, self.client_reauth_expired
+            )
 
     def client_expired(self) -> None:
         """Connecting: the client did not answer our AUTH within ``connect_timeout``."""
@@ -147,6 +155,17 @@ class AuthExchange:
             "(connect_timeout), CONNECT refused (0x87)",
         )
         self.protocol.refuse(ReasonCode.NOT_AUTHORIZED)
+
+    def client_reauth_expired(self) -> None:
+        """Re-authenticating: the client did not answer our AUTH within ``connect_timeout``."""
+        self.timer = None
+        if self.turn == "client":
+            self.protocol.log(
+                "info",
+                f"no AUTH from the client within {self.protocol.config.connect_timeout} s "
+                "(connect_timeout), re-authentication failed (0x87)",
+            )
+            self.protocol.close_with(ReasonCode.NOT_AUTHORIZED, "closed")
 
     def connack_properties(self, message: Message) -> Properties:
         """The method (and final data) of an accepting CONNACK.

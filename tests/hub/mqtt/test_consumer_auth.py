@@ -194,3 +194,21 @@ class TestRefusedReauthentication:
             assert disconnect.reason_code == ReasonCode.NOT_AUTHORIZED
         finally:
             await server.wait_closed(1)
+
+    async def test_a_client_that_leaves_a_challenge_unanswered_is_disconnected_with_0x87(
+        self, caplog
+    ):
+        server = MqttServer(ChallengeConsumer.as_asgi(), MqttConfig(port=0, connect_timeout=0.3))
+        await server.start()
+        try:
+            peer = await authenticated_peer(server)
+            with caplog.at_level("INFO", logger="protocols.mqtt"):
+                await peer.send(auth(ReasonCode.RE_AUTHENTICATE, b"sensor-1"))
+                challenge = await peer.receive()
+                assert isinstance(challenge, Auth)
+                disconnect = await asyncio.wait_for(peer.receive(), 5)
+            assert isinstance(disconnect, Disconnect)
+            assert disconnect.reason_code == ReasonCode.NOT_AUTHORIZED
+            assert "re-authentication failed" in caplog.text
+        finally:
+            await server.wait_closed(1)

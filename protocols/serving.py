@@ -2,8 +2,8 @@
 
 Each protocol's server (HTTP/WebSocket, MQTT, SMTP, TCP) binds in its own
 ``start()``, setting ``_server`` (the ``asyncio.Server``) and ``_listener``:
-an object with ``closing``, ``tasks`` (the application tasks) and
-``wait_idle()``, and whose connections (:meth:`ListeningServer._connections`)
+a :class:`ConnectionSet` (``closing``, ``tasks``: the application tasks,
+``wait_idle()``), whose connections (:meth:`ListeningServer._connections`)
 have ``shutdown()`` (finish what is in flight, then close with the protocol's
 goodbye: WebSocket 1001, MQTT 0x8B, SMTP 421, TCP reason "shutdown") and
 ``abort()``. The rest, the shutdown sequence above all, is here once:
@@ -19,8 +19,42 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Coroutine
+from typing import Any, Generic, TypeVar
+
+C = TypeVar("C")
+
+
+class ConnectionSet(Generic[C]):
+    """A listener's open connections and application tasks: what shutdown waits for."""
+
+    def __init__(self) -> None:
+        self.connections: set[C] = set()
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.closing = False
+        self._idle: asyncio.Event | None = None
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Run a coroutine of a connection as a task that shutdown can find."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
+    def add(self, connection: C) -> None:
+        self.connections.add(connection)
+
+    def forget(self, connection: C) -> None:
+        """``connection`` is closed; wake :meth:`wait_idle` when it was the last."""
+        self.connections.discard(connection)
+        if not self.connections and self._idle is not None:
+            self._idle.set()
+
+    async def wait_idle(self) -> None:
+        """Return once no connection is open."""
+        if self.connections:
+            self._idle = asyncio.Event()
+            await self._idle.wait()
 
 
 class ListeningServer:

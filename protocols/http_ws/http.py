@@ -127,7 +127,7 @@ class HttpProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        self.listener.discard(self)
+        self.listener.forget(self)
         self._cancel_timers()
         for cycle in (self.cycle, self.reading):
             if cycle is not None:
@@ -404,7 +404,7 @@ class HttpProtocol(asyncio.Protocol):
     def _upgrade(self, trailing: bytes) -> None:
         """Hand the transport to a WebSocket protocol for the request just parsed."""
         self._cancel_timers()
-        self.listener.discard(self)
+        self.listener.forget(self)
         protocol = WebSocketProtocol(self.listener, self.info)
         self.transport.set_protocol(protocol)
         protocol.start(

@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Coroutine
 from typing import Any, Protocol
+
+from protocols.serving import ConnectionSet
 
 from .config import HttpWsConfig
 from .messages import ASGIApp
@@ -57,7 +58,7 @@ class ConnectionInfo:
         self.peer = format_peer(client)
 
 
-class Listener:
+class Listener(ConnectionSet["Connection"]):
     """Shared, mostly read-only context of one listening socket."""
 
     def __init__(
@@ -67,6 +68,7 @@ class Listener:
         lifespan_state: dict[str, Any] | None,
         ssl_context: ssl.SSLContext | None,
     ) -> None:
+        super().__init__()
         self.app = app
         self.config = config
         self.name = config.listener_name()
@@ -80,10 +82,6 @@ class Listener:
             if config.server_header
             else b""
         )
-        self.connections: set[Connection] = set()
-        self.tasks: set[asyncio.Task[None]] = set()
-        self.closing = False
-        self._idle: asyncio.Event | None = None
         self.server_cert, self.cipher_ids = server_tls_details(ssl_context, config.ssl_certfile)
 
     def connection_info(self, transport: asyncio.BaseTransport) -> ConnectionInfo:
@@ -107,27 +105,6 @@ class Listener:
             client[0] if client else None
         )
         return ConnectionInfo(client, server, tls, proxied)
-
-    def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        """Run an application instance as a task that shutdown can find."""
-        task = asyncio.get_running_loop().create_task(coro)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-        return task
-
-    def add(self, connection: Connection) -> None:
-        self.connections.add(connection)
-
-    def discard(self, connection: Connection) -> None:
-        self.connections.discard(connection)
-        if not self.connections and self._idle is not None:
-            self._idle.set()
-
-    async def wait_idle(self) -> None:
-        """Return once no connection is open."""
-        if self.connections:
-            self._idle = asyncio.Event()
-            await self._idle.wait()
 
     def log_error(self, peer: str, reason: str, exc_info: bool = False) -> None:
         """One error line naming listener, peer and reason."""

@@ -207,7 +207,7 @@ class WebSocketProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        self.listener.discard(self)
+        self.listener.forget(self)
         self._cancel_timers()
         self.phase = Phase.DONE
         if not self.disconnect_queued and self.protocol is not None:

@@ -78,7 +78,7 @@ class MqttProtocol(Handshake, ApplicationInstance):
             )
             transport.abort()
             return
-        listener.connections.add(self)
+        listener.add(self)
         self.counted = True
         transport.set_write_buffer_limits(high=self.config.write_buffer_high_water)
         self.flow = FlowControl(transport)

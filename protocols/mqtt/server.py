@@ -32,7 +32,7 @@ import ssl
 from typing import Any
 
 from protocols.http_ws.tls import server_tls_details
-from protocols.serving import ListeningServer
+from protocols.serving import ConnectionSet, ListeningServer
 
 from .config import MqttConfig
 from .deadlines import Deadlines
@@ -54,7 +54,7 @@ _LEVELS = {
 }
 
 
-class Listener:
+class Listener(ConnectionSet["MqttProtocol"]):
     """Shared context of one listening socket (see the module docstring)."""
 
     def __init__(
@@ -64,28 +64,18 @@ class Listener:
         lifespan_state: dict[str, Any] | None,
         ssl_context: ssl.SSLContext | None,
     ) -> None:
+        super().__init__()
         self.app = app
         self.config = config
         self.loop = asyncio.get_running_loop()
         self.name = f"mqtt {config.listener}"
         self.lifespan_state = lifespan_state
-        self.connections: set[MqttProtocol] = set()
         self.clients: dict[str, MqttProtocol] = {}
         self.sessions: dict[str, Session] = {}
-        self.tasks: set[asyncio.Task[None]] = set()
         #: The connections' CONNECT, answer and keep-alive deadlines, in one timer.
         self.deadlines = Deadlines(self.loop)
-        self.closing = False
-        self._idle: asyncio.Event | None = None
         self._next_sweep = self.loop.time() + SESSION_SWEEP_INTERVAL
         self.server_cert, self.cipher_ids = server_tls_details(ssl_context, config.ssl_certfile)
-
-    def spawn(self, coro: Any) -> asyncio.Task[None]:
-        """Run a coroutine of a connection as a task that shutdown can find."""
-        task: asyncio.Task[None] = self.loop.create_task(coro)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-        return task
 
     def claim(self, connection: MqttProtocol, session_present: bool) -> Session:
         """Make ``connection`` the one of its client id; return the session it continues.
@@ -135,17 +125,6 @@ class Listener:
         ]
         for client_id in expired:
             del self.sessions[client_id]
-
-    def forget(self, connection: MqttProtocol) -> None:
-        self.connections.discard(connection)
-        if not self.connections and self._idle is not None:
-            self._idle.set()
-
-    async def wait_idle(self) -> None:
-        """Return once no connection is open."""
-        if self.connections:
-            self._idle = asyncio.Event()
-            await self._idle.wait()
 
     def log(self, level: str, text: str, exc_info: bool = False) -> None:
         """One line: ``mqtt default 0.0.0.0:1883 10.0.0.7:52114 sensor-7: reason``."""

@@ -26,12 +26,11 @@ import asyncio
 import logging
 import ssl
 from collections import Counter
-from collections.abc import Coroutine
 from typing import Any
 
 from protocols.http_ws.proxy import TrustedProxies
 from protocols.http_ws.tls import server_tls_details, tls_extension
-from protocols.serving import ListeningServer
+from protocols.serving import ConnectionSet, ListeningServer
 
 from . import replies
 from .config import SmtpConfig
@@ -42,7 +41,7 @@ from .session import LmtpSession, SmtpSession
 logger = logging.getLogger("protocols.smtp.error")
 
 
-class Listener:
+class Listener(ConnectionSet["SmtpSession"]):
     """What every session of one listening socket shares: app, config, counts, tasks, logs."""
 
     def __init__(
@@ -52,6 +51,7 @@ class Listener:
         lifespan_state: dict[str, Any] | None,
         ssl_context: ssl.SSLContext | None,
     ) -> None:
+        super().__init__()
         self.app = app
         self.config = config
         self.name = config.listener_name()
@@ -65,18 +65,14 @@ class Listener:
             raise ValueError(f"{self.name}: unsupported auth_mechanisms {sorted(unknown)}")
         self.local_domains = frozenset(domain.lower() for domain in config.local_domains)
         self.trusted_proxies = TrustedProxies(config.proxy_protocol_from)
-        self.sessions: set[SmtpSession] = set()
         self.per_host: Counter[str] = Counter()
-        self.tasks: set[asyncio.Task[None]] = set()
-        self.closing = False
-        self._idle: asyncio.Event | None = None
         self.server_cert, self.cipher_ids = server_tls_details(ssl_context, config.ssl_certfile)
 
     # Limits
 
     def admit(self, session: SmtpSession, *, proxied: bool) -> Reply | None:
         """Count a new session; the 421 to send instead of the greeting when over a limit."""
-        if len(self.sessions) > self.config.max_sessions:
+        if len(self.connections) > self.config.max_sessions:
             self.log_info(session.peer, f"refused: {self.config.max_sessions} sessions open")
             return replies.SERVER_BUSY
         return None if proxied else self.admit_client(session)
@@ -95,40 +91,22 @@ class Listener:
         session.counted_host = host
         return None
 
-    def add(self, session: SmtpSession) -> None:
-        self.sessions.add(session)
-
-    def discard(self, session: SmtpSession) -> None:
-        self.sessions.discard(session)
+    def forget(self, session: SmtpSession) -> None:
         host = session.counted_host
         if host is not None:
             session.counted_host = None
             self.per_host[host] -= 1
             if self.per_host[host] <= 0:
                 del self.per_host[host]
-        if not self.sessions and self._idle is not None:
-            self._idle.set()
+        super().forget(session)
 
     # Tasks
-
-    def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        """Run an application instance as a task that shutdown can find."""
-        task = self.loop.create_task(coro)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-        return task
 
     def reap(self, task: asyncio.Task[None]) -> None:
         """After ``smtp.disconnect``, give the app ``app_timeout`` to return, then cancel it."""
         if not task.done():
             handle = self.loop.call_later(self.config.app_timeout, task.cancel)
             task.add_done_callback(lambda _: handle.cancel())
-
-    async def wait_idle(self) -> None:
-        """Return once no session is open."""
-        if self.sessions:
-            self._idle = asyncio.Event()
-            await self._idle.wait()
 
     # TLS and logs
 
@@ -173,7 +151,3 @@ class SmtpServer(ListeningServer):
         where = self._where()
         if config.name is None and where is not None:
             listener.name = f"{'lmtp' if config.lmtp else 'smtp'} {where}"
-
-    def _connections(self) -> list[Any]:
-        assert self._listener is not None
-        return list(self._listener.sessions)

@@ -102,7 +102,7 @@ class SmtpSession(AppAuthentication):
 
     def connection_lost(self, error: Exception | None) -> None:
         super().connection_lost(error)
-        self.listener.discard(self)
+        self.listener.forget(self)
         if self.app is not None:
             self.app.disconnect()
             self.listener.reap(self.app.task)

@@ -135,7 +135,7 @@ class TcpConnection(asyncio.BufferedProtocol):
         # uvloop's transports implement asyncio.Transport without subclassing it.
         self.transport = transport  # type: ignore[assignment]
         listener = self.listener
-        listener.connections.add(self)
+        listener.add(self)
         peername = transport.get_extra_info("peername")
         sockname = transport.get_extra_info("sockname")
         if isinstance(peername, tuple):

@@ -26,7 +26,7 @@ from typing import Any
 
 from protocols.http_ws.proxy import TrustedProxies
 from protocols.http_ws.tls import server_tls_details
-from protocols.serving import ListeningServer
+from protocols.serving import ConnectionSet, ListeningServer
 
 from .config import TcpConfig
 from .connection import TcpConnection
@@ -39,7 +39,7 @@ logger = logging.getLogger("protocols.tcp")
 READ_BUFFER_SIZE = 64 * 1024
 
 
-class Listener:
+class Listener(ConnectionSet["TcpConnection"]):
     """Shared, mostly read-only context of one listening socket."""
 
     def __init__(
@@ -49,6 +49,7 @@ class Listener:
         lifespan_state: dict[str, Any] | None,
         ssl_context: ssl.SSLContext | None,
     ) -> None:
+        super().__init__()
         self.app = app
         self.config = config
         self.loop = asyncio.get_running_loop()
@@ -61,30 +62,8 @@ class Listener:
         self.proxy_peers = TrustedProxies(config.proxy_protocol)
         self.framing = config.framing_scope()
         self.read_buffer = memoryview(bytearray(READ_BUFFER_SIZE))
-        self.connections: set[TcpConnection] = set()
         self.per_client: dict[str, int] = {}
-        self.tasks: set[asyncio.Task[None]] = set()
-        self.closing = False
-        self._idle: asyncio.Event | None = None
         self.server_cert, self.cipher_ids = server_tls_details(ssl_context, config.ssl_certfile)
-
-    def spawn(self, coro: Any) -> asyncio.Task[None]:
-        """Run a coroutine of a connection as a task that shutdown can find."""
-        task: asyncio.Task[None] = self.loop.create_task(coro)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-        return task
-
-    def forget(self, connection: TcpConnection) -> None:
-        self.connections.discard(connection)
-        if not self.connections and self._idle is not None:
-            self._idle.set()
-
-    async def wait_idle(self) -> None:
-        """Return once no connection is open."""
-        if self.connections:
-            self._idle = asyncio.Event()
-            await self._idle.wait()
 
     def log_error(self, peer: str, reason: str, exc_info: bool = False) -> None:
         """One line naming listener, peer and reason: ``tcp gps 10.0.0.7:52114: ...``."""

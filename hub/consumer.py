@@ -326,32 +326,16 @@ class AsyncConsumer:
         stopped = self._stopped
         try:
             if self.max_concurrent_handlers == 1:
-                # _handle() inlined: this is the path of every message.
-                handlers, plain = self._handlers, self._plain_dispatch
-                observe, clock = self._latency.observe, time.perf_counter
                 while not stopped.done():
                     message = await source()
                     if self._busy:
                         await self._wait_for_turn()
                     else:
                         self._busy = True
-                    started = clock()
                     try:
-                        if plain:
-                            handler = handlers.get(message.get("type", ""))
-                            await (handler or self._handler_for(message))(self, message)
-                        else:
-                            await self.dispatch(message)
-                    except StopConsumer:
-                        raise
-                    except Exception as exc:
-                        await self._crashed(message, exc)
+                        await self._handle(message)
                     finally:
-                        observe(clock() - started)
-                        if self._turns:
-                            self._pass_turn()
-                        else:
-                            self._busy = False
+                        self._pass_turn()
                     # Waiting for the next message, an idle consumer keeps no
                     # reference to its last one (a SUBSCRIBE event: ~300 bytes).
                     del message

@@ -43,7 +43,6 @@ from hub.exceptions import (
     InvalidChannelLayerError,
     StopConsumer,
 )
-from hub.status import STATUS
 from hub.types import Message
 
 logger = logging.getLogger("hub.tcp")
@@ -240,9 +239,8 @@ class AsyncLineConsumer(AsyncTcpConsumer):
 
     async def send_line(self, line: str) -> None:
         """Send one line; the listener appends the delimiter."""
-        # AsyncConsumer.send() inlined: a line device's every reply passes here.
-        STATUS.messages_out["tcp"] += 1
-        await self.base_send({"type": "tcp.send", "bytes": line.encode(self.encoding, self.errors)})
+        encoded = line.encode(self.encoding, self.errors)
+        await AsyncConsumer.send(self, {"type": "tcp.send", "bytes": encoded})
 
 
 class AsyncJsonLinesConsumer(AsyncLineConsumer):

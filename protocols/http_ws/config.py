@@ -13,6 +13,8 @@ import dataclasses
 import ssl
 from collections.abc import Sequence
 
+from .tls import server_ssl_context
+
 KIB = 1024
 MIB = 1024 * KIB
 
@@ -135,11 +137,13 @@ class HttpWsConfig:
         """
         if self.ssl_certfile is None:
             return None
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(self.ssl_certfile, self.ssl_keyfile, self.ssl_keyfile_password)
-        context.verify_mode = self.ssl_cert_reqs
-        if self.ssl_ca_certs is not None:
-            context.load_verify_locations(self.ssl_ca_certs)
+        context = server_ssl_context(
+            self.ssl_certfile,
+            self.ssl_keyfile,
+            self.ssl_keyfile_password,
+            self.ssl_cert_reqs,
+            self.ssl_ca_certs,
+        )
         # Only HTTP/1.1 is served; advertising it lets ALPN clients settle without h2.
         context.set_alpn_protocols(["http/1.1"])
         return context

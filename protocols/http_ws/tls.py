@@ -29,6 +29,26 @@ _RDN_NAMES = {
 }
 
 
+def server_ssl_context(
+    certfile: str,
+    keyfile: str | None = None,
+    password: str | None = None,
+    cert_reqs: ssl.VerifyMode = ssl.CERT_NONE,
+    ca_certs: str | None = None,
+) -> ssl.SSLContext:
+    """A listener's server context; ``cert_reqs`` and ``ca_certs`` for client certificates.
+
+    Raises:
+        OSError / ssl.SSLError: if a certificate, key or CA file cannot be loaded.
+    """
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(certfile, keyfile, password)
+    context.verify_mode = cert_reqs
+    if ca_certs is not None:
+        context.load_verify_locations(ca_certs)
+    return context
+
+
 def cipher_suite_ids(context: ssl.SSLContext) -> dict[str, int]:
     """OpenSSL cipher name -> IANA number; OpenSSL ids carry it in the low 16 bits."""
     return {cipher["name"]: cipher["id"] & 0xFFFF for cipher in context.get_ciphers()}

@@ -13,6 +13,8 @@ from __future__ import annotations
 import dataclasses
 import ssl
 
+from protocols.http_ws.tls import server_ssl_context
+
 from .connection import DEFAULT_MAX_PACKET_SIZE
 
 KIB = 1024
@@ -139,9 +141,10 @@ class MqttConfig:
         """
         if self.ssl_certfile is None:
             return None
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(self.ssl_certfile, self.ssl_keyfile, self.ssl_keyfile_password)
-        context.verify_mode = self.ssl_cert_reqs
-        if self.ssl_ca_certs is not None:
-            context.load_verify_locations(self.ssl_ca_certs)
-        return context
+        return server_ssl_context(
+            self.ssl_certfile,
+            self.ssl_keyfile,
+            self.ssl_keyfile_password,
+            self.ssl_cert_reqs,
+            self.ssl_ca_certs,
+        )

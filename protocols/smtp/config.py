@@ -13,6 +13,8 @@ import socket
 import ssl
 from collections.abc import Sequence
 
+from protocols.http_ws.tls import server_ssl_context
+
 KIB = 1024
 MIB = 1024 * KIB
 
@@ -131,6 +133,4 @@ class SmtpConfig:
                     "ssl_certfile (and ssl_keyfile)"
                 )
             return None
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(self.ssl_certfile, self.ssl_keyfile, self.ssl_keyfile_password)
-        return context
+        return server_ssl_context(self.ssl_certfile, self.ssl_keyfile, self.ssl_keyfile_password)

@@ -20,6 +20,8 @@ import ssl
 from collections.abc import Sequence
 from typing import Any
 
+from protocols.http_ws.tls import server_ssl_context
+
 from .framing import (
     DEFAULT_MAX_FRAME_SIZE,
     ByteOrder,
@@ -206,9 +208,10 @@ class TcpConfig:
         """
         if self.ssl_certfile is None:
             return None
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(self.ssl_certfile, self.ssl_keyfile, self.ssl_keyfile_password)
-        context.verify_mode = self.ssl_cert_reqs
-        if self.ssl_ca_certs is not None:
-            context.load_verify_locations(self.ssl_ca_certs)
-        return context
+        return server_ssl_context(
+            self.ssl_certfile,
+            self.ssl_keyfile,
+            self.ssl_keyfile_password,
+            self.ssl_cert_reqs,
+            self.ssl_ca_certs,
+        )

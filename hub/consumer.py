@@ -221,10 +221,14 @@ class AsyncConsumer:
         """Call the handler for ``message``'s type."""
         await self._handler_for(message)(self, message)
 
-    async def send(self, message: Message) -> None:
-        """Send ``message`` to the client (through the protocol server)."""
+    def send(self, message: Message) -> Awaitable[None]:
+        """Send ``message`` to the client (through the protocol server); await it.
+
+        A plain function returning the server's awaitable, not a coroutine of its
+        own: every message a consumer sends passes here.
+        """
         STATUS.messages_out[self._protocol] += 1
-        await self.base_send(message)
+        return self.base_send(message)  # type: ignore[no-any-return]
 
     async def hub_disconnect(self, event: Message) -> None:
         """An operator asked to close this connection (``{"type": "hub.disconnect"}``)."""
@@ -326,16 +330,32 @@ class AsyncConsumer:
         stopped = self._stopped
         try:
             if self.max_concurrent_handlers == 1:
+                # _handle() inlined: this is the path of every message.
+                handlers, plain = self._handlers, self._plain_dispatch
+                latency, clock = self._latency, time.perf_counter
                 while not stopped.done():
                     message = await source()
                     if self._busy:
                         await self._wait_for_turn()
                     else:
                         self._busy = True
+                    started = clock()
                     try:
-                        await self._handle(message)
+                        if plain:
+                            handler = handlers.get(message.get("type", ""))
+                            await (handler or self._handler_for(message))(self, message)
+                        else:
+                            await self.dispatch(message)
+                    except StopConsumer:
+                        raise
+                    except Exception as exc:
+                        await self._crashed(message, exc)
                     finally:
-                        self._pass_turn()
+                        latency.observe(clock() - started)
+                        if self._turns:
+                            self._pass_turn()
+                        else:
+                            self._busy = False
                     # Waiting for the next message, an idle consumer keeps no
                     # reference to its last one (a SUBSCRIBE event: ~300 bytes).
                     del message

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Awaitable
 from typing import Any, ClassVar
 
 from asgiref.sync import async_to_sync
@@ -237,10 +238,10 @@ class AsyncLineConsumer(AsyncTcpConsumer):
     async def receive_line(self, line: str) -> None:
         """Called with each line, without its delimiter."""
 
-    async def send_line(self, line: str) -> None:
-        """Send one line; the listener appends the delimiter."""
+    def send_line(self, line: str) -> Awaitable[None]:
+        """Send one line (await it); the listener appends the delimiter."""
         encoded = line.encode(self.encoding, self.errors)
-        await AsyncConsumer.send(self, {"type": "tcp.send", "bytes": encoded})
+        return AsyncConsumer.send(self, {"type": "tcp.send", "bytes": encoded})
 
 
 class AsyncJsonLinesConsumer(AsyncLineConsumer):

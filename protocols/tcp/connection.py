@@ -82,6 +82,7 @@ class TcpConnection(asyncio.BufferedProtocol):
         "last_read",
         "listener",
         "loop",
+        "next",
         "peer",
         "peer_eof",
         "phase",
@@ -116,8 +117,10 @@ class TcpConnection(asyncio.BufferedProtocol):
         self.proxy_parser: ProxyHeaderParser | None = None
         self.proxy: dict[str, Any] | None = None
         self.tls: dict[str, Any] | None = None
-        # Messages for the app; made when one arrives, dropped when the app has
-        # taken them all, so an idle connection holds none (a deque is 760 bytes).
+        # Messages for the app: the first in ``next``, any others in ``queue``, made
+        # when a second one waits and dropped when the app has taken them all, so a
+        # connection served one frame at a time never makes one (a deque is 760 bytes).
+        self.next: Message | None = None
         self.queue: deque[Message] | None = None
         self.waiter: asyncio.Future[None] | None = None
         self.disconnect: Message | None = None
@@ -309,17 +312,18 @@ class TcpConnection(asyncio.BufferedProtocol):
             return
         if not frames:
             return
-        queue = self.queue
-        if queue is None:
-            queue = self.queue = deque()
-        for frame in frames:
-            queue.append({"type": "tcp.receive", "bytes": frame})
+        if self.next is None and len(frames) == 1:
+            self.next = {"type": "tcp.receive", "bytes": frames[0]}
+        else:
+            for frame in frames:
+                self.put({"type": "tcp.receive", "bytes": frame})
         waiter = self.waiter
         if waiter is not None:
             self.waiter = None
             if not waiter.done():
                 waiter.set_result(None)
-        if len(queue) >= self.config.max_queue:
+        queue = self.queue
+        if (1 + len(queue) if queue is not None else 1) >= self.config.max_queue:
             self.flow.pause_reading()
 
     def framing_failed(self, exc: Exception) -> None:
@@ -441,23 +445,41 @@ class TcpConnection(asyncio.BufferedProtocol):
             if not waiter.done():
                 waiter.set_result(None)
 
-    def deliver(self, message: Message) -> None:
+    def put(self, message: Message) -> None:
+        if self.next is None:
+            self.next = message
+            return
         if self.queue is None:
             self.queue = deque()
         self.queue.append(message)
+
+    def pending(self) -> int:
+        """Messages the app has not taken yet."""
+        if self.next is None:
+            return 0
+        return 1 + len(self.queue) if self.queue is not None else 1
+
+    def deliver(self, message: Message) -> None:
+        self.put(message)
         self.wake()
 
     async def receive(self) -> Message:
-        while not (queue := self.queue):
+        while (message := self.next) is None:
             if self.disconnect is not None:
                 return self.disconnect
             # The app caught up: read again (paused at max_queue frames).
             if self.flow.read_paused and self.phase is not Phase.CONNECTING:
                 self.flow.resume_reading()
-            self.queue = queue = None
             waiter = self.waiter = self.loop.create_future()
             await waiter
-        return queue.popleft()
+        queue = self.queue
+        if queue:
+            self.next = queue.popleft()
+            if not queue:
+                self.queue = None
+        else:
+            self.next = None
+        return message
 
     async def send(self, message: Message) -> None:
         message_type = message.get("type")
@@ -503,7 +525,7 @@ class TcpConnection(asyncio.BufferedProtocol):
         for data in early:
             if self.phase is Phase.OPEN:
                 self.receive_frames(data)
-        if self.phase is Phase.OPEN and len(self.queue or ()) < self.config.max_queue:
+        if self.phase is Phase.OPEN and self.pending() < self.config.max_queue:
             self.flow.resume_reading()
         if self.peer_eof and self.phase is Phase.OPEN and not self.eof_received():
             # The peer closed its side while the app decided.

@@ -177,6 +177,11 @@ class LineFramer(_Failing):
             raise self._error
         delimiter, limit = self.delimiter, self.max_frame_size
         width = len(delimiter)
+        if not self._buffer:
+            # The usual read: exactly one whole line (a device sends, then waits).
+            end = len(data) - width
+            if 0 <= end <= limit and data.find(delimiter) == end:
+                return [data[:end]]
         buffer: bytes | bytearray
         if self._buffer:
             self._buffer += data

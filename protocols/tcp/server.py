@@ -29,7 +29,7 @@ from protocols.http_ws.tls import server_tls_details
 from protocols.serving import ConnectionSet, ListeningServer
 
 from .config import TcpConfig
-from .connection import TcpConnection
+from .connection import DirectTcpConnection, ProxiedTcpConnection, TcpConnection
 from .messages import ASGIApp
 
 logger = logging.getLogger("protocols.tcp")
@@ -94,8 +94,10 @@ class TcpServer(ListeningServer):
         listener = Listener(self.app, config, self.lifespan_state, config.create_ssl_context())
         self._listener = listener
 
+        connection_class = ProxiedTcpConnection if listener.proxy_peers else DirectTcpConnection
+
         def factory() -> TcpConnection:
-            return TcpConnection(listener)
+            return connection_class(listener)
 
         tls: dict[str, Any] = {}
         if listener.ssl_context is not None and not listener.start_tls:

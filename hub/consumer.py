@@ -46,7 +46,7 @@ from hub.exceptions import StopConsumer
 from hub.layers import get_channel_layer
 from hub.outbound import OutboundPolicy, OutboundQueue, SlowClient
 from hub.routing import complete_lifespan
-from hub.status import STATUS, Connection
+from hub.status import STATUS, Connection, bucket
 from hub.types import ASGIApp, Message, Receive, Scope, Send
 
 logger = logging.getLogger("hub.consumer")
@@ -187,7 +187,7 @@ class AsyncConsumer:
         if self.max_concurrent_handlers > 1:
             self._slots = asyncio.Semaphore(self.max_concurrent_handlers)
         self._protocol = str(scope.get("type", "?"))
-        self._latency = STATUS.latency_for(self._protocol)
+        self._traffic = STATUS.traffic_for(self._protocol)
         self._status_key = getattr(self, "channel_name", None) or f"{id(self):x}"
         STATUS.connected(
             Connection(
@@ -227,7 +227,7 @@ class AsyncConsumer:
         A plain function returning the server's awaitable, not a coroutine of its
         own: every message a consumer sends passes here.
         """
-        STATUS.messages_out[self._protocol] += 1
+        self._traffic.sent += 1
         return self.base_send(message)  # type: ignore[no-any-return]
 
     async def hub_disconnect(self, event: Message) -> None:
@@ -259,7 +259,7 @@ class AsyncConsumer:
             )
             return
         await self._server_send(build(str(event.get("text", ""))))
-        STATUS.messages_out[self._protocol] += 1
+        self._traffic.sent += 1
 
     @classmethod
     def as_asgi(cls, **initkwargs: Any) -> ASGIApp:
@@ -332,7 +332,7 @@ class AsyncConsumer:
             if self.max_concurrent_handlers == 1:
                 # _handle() inlined: this is the path of every message.
                 handlers, plain = self._handlers, self._plain_dispatch
-                latency, clock = self._latency, time.perf_counter
+                traffic, clock = self._traffic, time.perf_counter
                 while not stopped.done():
                     message = await source()
                     if self._busy:
@@ -351,7 +351,9 @@ class AsyncConsumer:
                     except Exception as exc:
                         await self._crashed(message, exc)
                     finally:
-                        latency.observe(clock() - started)
+                        elapsed = clock() - started
+                        traffic.counts[bucket(elapsed)] += 1
+                        traffic.total += elapsed
                         if self._turns:
                             self._pass_turn()
                         else:
@@ -417,7 +419,10 @@ class AsyncConsumer:
         except Exception as exc:
             await self._crashed(message, exc)
         finally:
-            self._latency.observe(time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+            traffic = self._traffic
+            traffic.counts[bucket(elapsed)] += 1
+            traffic.total += elapsed
 
     async def _crashed(self, message: Message, exc: Exception) -> None:
         """A handler raised: log it, send the client its protocol's error, stop."""
@@ -508,7 +513,7 @@ class SyncConsumer(AsyncConsumer):
 
     def send(self, message: Message) -> None:  # type: ignore[override]
         """Send ``message`` to the client; blocks until the server has taken it."""
-        STATUS.messages_out[self._protocol] += 1
+        self._traffic.sent += 1
         self.base_send(message)
 
     def layer_resync(self, message: Message) -> None:  # type: ignore[override]

@@ -51,7 +51,7 @@ class HubCollector:
         latency = HistogramMetricFamily(
             "hub_handler_seconds", "Consumer handler duration", labels=["protocol"]
         )
-        for protocol, histogram in status.latency.items():
+        for protocol, histogram in status.traffic.items():
             cumulative, buckets = 0, []
             for bound, count in zip(
                 (*LATENCY_BUCKETS, float("inf")), histogram.counts, strict=True

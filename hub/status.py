@@ -31,16 +31,27 @@ class Connection:
     connected_at: float = field(default_factory=time.time)
 
 
-@dataclass
-class Latency:
-    """A cumulative histogram of handler durations."""
+@dataclass(slots=True)
+class Traffic:
+    """One protocol's messages: handled (a histogram of handler durations) and sent.
 
+    Consumers keep their protocol's Traffic and update its fields directly:
+    this is every message's path, and an attribute is cheaper to bump than a
+    Counter key.
+    """
+
+    #: Handled messages by duration: ``counts[i]`` took at most ``LATENCY_BUCKETS[i]``
+    #: seconds (the last, longer); :func:`bucket` gives ``i``.
     counts: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))
+    #: Seconds spent in handlers, in all.
     total: float = 0.0
+    #: Messages sent to clients.
+    sent: int = 0
 
-    def observe(self, seconds: float) -> None:
-        self.counts[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
-        self.total += seconds
+
+def bucket(seconds: float) -> int:
+    """The index in :attr:`Traffic.counts` of a handler that took ``seconds``."""
+    return bisect.bisect_left(LATENCY_BUCKETS, seconds)
 
 
 class HubStatus:
@@ -52,9 +63,8 @@ class HubStatus:
         self.draining = False
         self.connections: dict[str, Connection] = {}
         self.connections_total: Counter[str] = Counter()
-        self.messages_out: Counter[str] = Counter()
         self.errors: Counter[tuple[str, str]] = Counter()
-        self.latency: dict[str, Latency] = {}
+        self.traffic: dict[str, Traffic] = {}
 
     def connected(self, connection: Connection) -> None:
         self.connections[connection.key] = connection
@@ -63,17 +73,22 @@ class HubStatus:
     def disconnected(self, key: str) -> None:
         self.connections.pop(key, None)
 
-    def latency_for(self, protocol: str) -> Latency:
-        """The handler latency histogram of ``protocol``; consumers keep it and observe."""
-        latency = self.latency.get(protocol)
-        if latency is None:
-            latency = self.latency[protocol] = Latency()
-        return latency
+    def traffic_for(self, protocol: str) -> Traffic:
+        """The message counts of ``protocol``; consumers keep them and count."""
+        traffic = self.traffic.get(protocol)
+        if traffic is None:
+            traffic = self.traffic[protocol] = Traffic()
+        return traffic
 
     @property
     def messages_in(self) -> Counter[str]:
         """Messages handled, by protocol: the histograms' counts, so one count per message."""
-        return Counter({protocol: sum(h.counts) for protocol, h in self.latency.items()})
+        return Counter({protocol: sum(t.counts) for protocol, t in self.traffic.items()})
+
+    @property
+    def messages_out(self) -> Counter[str]:
+        """Messages sent to clients, by protocol."""
+        return Counter({protocol: t.sent for protocol, t in self.traffic.items()})
 
     def error(self, protocol: str, kind: str) -> None:
         self.errors[(protocol, kind)] += 1

@@ -38,7 +38,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
-from asgiref.sync import async_to_sync
+from asgiref.sync import async_to_sync, markcoroutinefunction
 
 from hub import DEFAULT_CHANNEL_LAYER
 from hub.db import database_sync_to_async
@@ -46,7 +46,7 @@ from hub.exceptions import StopConsumer
 from hub.layers import get_channel_layer
 from hub.outbound import OutboundPolicy, OutboundQueue, SlowClient
 from hub.routing import complete_lifespan
-from hub.status import STATUS, Connection, bucket
+from hub.status import FASTEST, STATUS, Connection, bucket
 from hub.types import ASGIApp, Message, Receive, Scope, Send
 
 logger = logging.getLogger("hub.consumer")
@@ -265,14 +265,16 @@ class AsyncConsumer:
     def as_asgi(cls, **initkwargs: Any) -> ASGIApp:
         """An ASGI application that runs a new ``cls(**initkwargs)`` per connection."""
 
-        async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        # Not a coroutine function but one returning the consumer's coroutine, marked
+        # as one for servers that check: every message the consumer waits for
+        # resumes one coroutine frame less.
+        def app(scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
             if scope["type"] == "lifespan" and not callable(getattr(cls, "lifespan_startup", None)):
                 # Served as the whole application: complete lifespan for it.
-                await complete_lifespan(receive, send)
-                return
-            consumer = cls(**initkwargs)
-            await consumer(scope, receive, send)
+                return complete_lifespan(receive, send)
+            return cls(**initkwargs)(scope, receive, send)
 
+        markcoroutinefunction(app)
         app.consumer_class = cls  # type: ignore[attr-defined]
         app.consumer_initkwargs = initkwargs  # type: ignore[attr-defined]
         functools.update_wrapper(app, cls, updated=())
@@ -352,7 +354,7 @@ class AsyncConsumer:
                         await self._crashed(message, exc)
                     finally:
                         elapsed = clock() - started
-                        traffic.counts[bucket(elapsed)] += 1
+                        traffic.counts[0 if elapsed <= FASTEST else bucket(elapsed)] += 1
                         traffic.total += elapsed
                         if self._turns:
                             self._pass_turn()
@@ -421,7 +423,7 @@ class AsyncConsumer:
         finally:
             elapsed = time.perf_counter() - started
             traffic = self._traffic
-            traffic.counts[bucket(elapsed)] += 1
+            traffic.counts[0 if elapsed <= FASTEST else bucket(elapsed)] += 1
             traffic.total += elapsed
 
     async def _crashed(self, message: Message, exc: Exception) -> None:

@@ -63,6 +63,13 @@ def _send_message(data: bytes, raw: bool = False, eof: bool = False) -> Message:
     return message
 
 
+def _line(frame: bytes, encoding: str, errors: str) -> str:
+    """A line frame as text, without a trailing CR (a CRLF device on a LF listener)."""
+    if frame and frame[-1] == 13:
+        frame = frame[:-1]
+    return frame.decode(encoding, errors)
+
+
 def _require_groups(consumer: AsyncConsumer) -> Any:
     layer = consumer.channel_layer
     if layer is None or not hasattr(layer, "group_add"):
@@ -228,12 +235,10 @@ class AsyncLineConsumer(AsyncTcpConsumer):
         if not self.authenticated:
             await AsyncTcpConsumer.tcp_receive(self, message)
             return
-        line = message["bytes"].decode(self.encoding, self.errors)
-        await self.receive_line(line[:-1] if line.endswith("\r") else line)
+        await self.receive_line(_line(message["bytes"], self.encoding, self.errors))
 
     async def receive(self, data: bytes) -> None:
-        line = data.decode(self.encoding, self.errors)
-        await self.receive_line(line[:-1] if line.endswith("\r") else line)
+        await self.receive_line(_line(data, self.encoding, self.errors))
 
     async def receive_line(self, line: str) -> None:
         """Called with each line, without its delimiter."""
@@ -347,8 +352,7 @@ class LineConsumer(TcpConsumer):
     errors: ClassVar[str] = "strict"
 
     def receive(self, data: bytes) -> None:
-        line = data.decode(self.encoding, self.errors)
-        self.receive_line(line[:-1] if line.endswith("\r") else line)
+        self.receive_line(_line(data, self.encoding, self.errors))
 
     def receive_line(self, line: str) -> None:
         """Called with each line, without its delimiter."""

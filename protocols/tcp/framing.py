@@ -221,7 +221,9 @@ class LineFramer(_Failing):
             )
 
     def encode(self, frame: bytes) -> bytes:
-        if self.delimiter in frame:
+        # find(), not "in": bytes.__contains__ tries the delimiter as an int first,
+        # and raising and formatting that TypeError costs more than the search.
+        if frame.find(self.delimiter) != -1:
             raise ValueError(f"a line frame must not contain the delimiter {self.delimiter!r}")
         if len(frame) > self.max_frame_size:
             raise ValueError(

@@ -6,6 +6,8 @@ import asyncio
 import logging
 
 import pytest
+from asgiref.compatibility import guarantee_single_callable
+from asgiref.sync import iscoroutinefunction as asgiref_iscoroutinefunction
 
 from hub.consumer import AsyncConsumer, SyncConsumer, get_handler_name
 from hub.exceptions import StopConsumer
@@ -95,6 +97,15 @@ class TestDispatch:
         await communicator.send_to(text_data="Ada")
         assert await communicator.receive_from() == "hej, Ada"
         await communicator.disconnect()
+
+    def test_as_asgi_is_an_asgi3_application_to_every_server(self):
+        # It returns the consumer's coroutine instead of being one; servers that
+        # tell ASGI 2 from 3 by iscoroutinefunction (uvicorn, Daphne via asgiref)
+        # must still see ASGI 3.
+        app = EchoConsumer.as_asgi()
+        assert asyncio.iscoroutinefunction(app)
+        assert asgiref_iscoroutinefunction(app)
+        assert guarantee_single_callable(app) is app
 
     def test_max_concurrent_handlers_below_one_is_refused(self):
         with pytest.raises(ValueError, match="max_concurrent_handlers must be at least 1, got 0"):

@@ -33,7 +33,8 @@ import asyncio
 import enum
 import ssl
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any, cast
 
 from protocols.http_ws.flow import FlowControl
 from protocols.http_ws.tls import tls_extension
@@ -288,7 +289,15 @@ class TcpConnection(asyncio.BaseProtocol):
         self.phase = CONNECTING
         self.started = True
         self.deliver(_CONNECT)
-        listener.spawn(self.run_asgi())
+        # The instance's own coroutine is the task (no wrapper awaiting it): each
+        # message it waits for resumes one frame less. app_finished() reports.
+        try:
+            instance = listener.app(self.scope, self.receive, self.send)
+            task = listener.spawn(cast("Coroutine[Any, Any, None]", instance))
+        except Exception as exc:
+            self.app_crashed(exc)
+            return
+        task.add_done_callback(self.app_finished)
 
     # asyncio.Protocol --------------------------------------------------------------
 
@@ -546,30 +555,34 @@ class TcpConnection(asyncio.BaseProtocol):
     def reason_name(self) -> str:
         return self.reason.value if self.reason is not None else "unknown"
 
-    async def run_asgi(self) -> None:
-        """Run the application instance; list its failure paths as the spec does."""
-        try:
-            result: object = await self.listener.app(  # type: ignore[func-returns-value]
-                self.scope, self.receive, self.send
-            )
-        except PeerDisconnected:
-            pass
-        except asyncio.CancelledError:
+    def app_finished(self, task: asyncio.Task[None]) -> None:
+        """The application instance ended: report how, as the spec lists, and close."""
+        if task.cancelled():
             self.abort()
-            raise
-        except Exception as exc:
+            return
+        exc = task.exception()
+        if exc is not None:
+            self.app_crashed(exc)
+            return
+        result: object = task.result()
+        if result is not None:
             self.listener.log_error(
-                self.peer, f"application crashed: {type(exc).__name__}: {exc}", exc_info=True
+                self.peer, f"application returned a value (expected None): {result!r:.100}"
             )
-        else:
-            if result is not None:
-                self.listener.log_error(
-                    self.peer, f"application returned a value (expected None): {result!r:.100}"
-                )
-            elif self.phase is CONNECTING:
-                self.listener.log_error(
-                    self.peer, "application returned without accepting or closing the connection"
-                )
+        elif self.phase is CONNECTING:
+            self.listener.log_error(
+                self.peer, "application returned without accepting or closing the connection"
+            )
+        self.close_unless_done()
+
+    def app_crashed(self, exc: BaseException) -> None:
+        if not isinstance(exc, PeerDisconnected):
+            self.listener.log_error(
+                self.peer, f"application crashed: {type(exc).__name__}: {exc}", exc_info=exc
+            )
+        self.close_unless_done()
+
+    def close_unless_done(self) -> None:
         if self.phase is not CLOSED and self.phase is not CLOSING:
             self.close()
 

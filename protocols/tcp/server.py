@@ -65,7 +65,7 @@ class Listener(ConnectionSet["TcpConnection"]):
         self.per_client: dict[str, int] = {}
         self.server_cert, self.cipher_ids = server_tls_details(ssl_context, config.ssl_certfile)
 
-    def log_error(self, peer: str, reason: str, exc_info: bool = False) -> None:
+    def log_error(self, peer: str, reason: str, exc_info: bool | BaseException = False) -> None:
         """One line naming listener, peer and reason: ``tcp gps 10.0.0.7:52114: ...``."""
         logger.error("%s %s: %s", self.name, peer, reason, exc_info=exc_info)
 

@@ -378,6 +378,19 @@ class TestApplicationErrors:
             good_writer.close()
         assert "application crashed: ZeroDivisionError: device said crash" in caplog.text
 
+    async def test_an_app_failing_before_it_runs_is_logged_and_closes_its_connection(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        # The server calls the app, then runs the coroutine it returns as a task:
+        # a callable that raises at the call is reported as a crash all the same.
+        def unbuildable(scope: Any, receive: Any, send: Any) -> Any:
+            raise LookupError("no consumer for this device")
+
+        async with serve(unbuildable) as (_, port):
+            reader, _ = await connect(port)
+            assert await read_eof(reader) == b""
+        assert "application crashed: LookupError: no consumer for this device" in caplog.text
+
     async def test_sending_before_accepting_names_what_was_expected(self) -> None:
         errors: list[str] = []
 

@@ -179,9 +179,10 @@ class LineFramer(_Failing):
         width = len(delimiter)
         if not self._buffer:
             # The usual read: exactly one whole line (a device sends, then waits).
-            end = len(data) - width
-            if 0 <= end <= limit and data.find(delimiter) == end:
-                return [data[:end]]
+            # partition() finds and cuts in one call.
+            line, found, rest = data.partition(delimiter)
+            if found and not rest and len(line) <= limit:
+                return [line]
         buffer: bytes | bytearray
         if self._buffer:
             self._buffer += data

@@ -3,13 +3,14 @@
 #   ./dev.sh demo   install hub and run the all-protocol demo
 #   ./dev.sh test   install everything the tests need and run the whole suite
 # Both create .venv beside this file; `test` also installs the Debian packages
-# the suite drives for real (redis-server, mosquitto, chromium), as root or with sudo.
+# the suite drives for real (redis-server, mosquitto, chromium, valgrind), as root or
+# with sudo.
 set -euo pipefail
 cd "$(dirname "$0")"
 
 PYTHON=${PYTHON:-python3}
 VENV=.venv
-DEBIAN_PACKAGES=(redis-server mosquitto mosquitto-clients chromium chromium-driver)
+DEBIAN_PACKAGES=(redis-server mosquitto mosquitto-clients chromium chromium-driver valgrind)
 
 need_python() {
     if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then

@@ -1,0 +1,126 @@
+"""Instructions per operation of a benchmark's server, counted by valgrind: a deterministic A/B.
+
+Throughput on a shared or virtual machine moves by 10-20 % from run to run,
+so a change worth 3 % cannot be seen in ``benchmarks.run``. The number of
+instructions the server executes per operation barely moves (about 1-2 %
+between runs): this tool starts an implementation's server under valgrind's
+callgrind, drives it with the benchmark's own load generator, counts only
+while the load runs, and divides by the operations done.
+
+    .venv/bin/python -m benchmarks.instructions tcp-line-echo-100 hub streams
+    .venv/bin/python -m benchmarks.instructions tcp-line-echo-100 hub --tree /tmp/base
+
+``--tree DIR`` runs the server from another checkout (``git worktree add
+/tmp/base HEAD`` before a change): the A/B of a change is then two lines of
+output. Only implementations with a server process are measured (the count
+is the server's); valgrind runs it ~50x slower, so operations are fewer
+than in a timed run, and the count includes the kernel-facing user code
+(event loop, syscall wrappers) but not the kernel. Needs ``valgrind``
+(Debian package ``valgrind``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.harness import REPO_ROOT, BenchmarkError, load_target, params_of, select
+
+#: Seconds a server under valgrind gets to start listening (imports run ~50x slower).
+START_TIMEOUT = 120.0
+
+
+def count(benchmark_name: str, implementation_name: str, tree: Path, seconds: float) -> float:
+    """Instructions the server of one implementation executes per operation."""
+    [benchmark] = select([benchmark_name])
+    implementation = benchmark.implementation(implementation_name)
+    if not implementation.server:
+        raise BenchmarkError(f"{implementation_name} has no server process to count")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with tempfile.TemporaryDirectory(prefix="hub-callgrind-") as tmp:
+        out = Path(tmp, "callgrind.out")
+        argv = [arg.replace("{port}", str(port)) for arg in implementation.server]
+        server = subprocess.Popen(
+            ["valgrind", "--tool=callgrind", "--instr-atstart=no",
+             f"--callgrind-out-file={out}", *argv],
+            cwd=tree, env={**os.environ, "PYTHONPATH": str(tree)},
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            _wait_listening(server, port)
+            target = load_target(implementation.target)
+            target(params_of(benchmark, implementation, quick=True, port=port))
+            _control("--instr=on", server.pid)
+            params = params_of(benchmark, implementation, quick=False, port=port)
+            sample = target({**params, "max_seconds": seconds})
+            _control("--instr=off", server.pid)
+            _control("--dump", server.pid)
+        finally:
+            server.terminate()
+            server.wait(timeout=60)
+        totals = [
+            int(line.split()[1])
+            for path in Path(tmp).glob("callgrind.out*")
+            for line in path.read_text().splitlines()
+            if line.startswith("totals:")
+        ]
+    if not totals or not sample.ops:
+        raise BenchmarkError(f"{implementation_name}: nothing counted")
+    return max(totals) / sample.ops
+
+
+def _wait_listening(server: subprocess.Popen[bytes], port: int) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise BenchmarkError(f"server exited with {server.returncode} under valgrind")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+            return
+        time.sleep(0.2)
+    raise BenchmarkError(f"server did not listen within {START_TIMEOUT} s under valgrind")
+
+
+def _control(option: str, pid: int) -> None:
+    subprocess.run(
+        ["callgrind_control", option, str(pid)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.instructions",
+        description="Server instructions per operation under valgrind (deterministic A/B).",
+    )
+    parser.add_argument("benchmark", help="one benchmark name (tcp-line-echo-100)")
+    parser.add_argument("implementations", nargs="+", help="implementations with a server")
+    parser.add_argument(
+        "--tree", action="append", type=Path, help="also run from this checkout (repeatable)"
+    )
+    parser.add_argument("--seconds", type=float, default=6.0, help="load duration (6)")
+    args = parser.parse_args(argv)
+    if shutil.which("valgrind") is None:
+        print("valgrind is not installed (apt install valgrind)", file=sys.stderr)
+        return 1
+    trees = [REPO_ROOT, *(args.tree or [])]
+    for implementation in args.implementations:
+        for tree in trees:
+            per_op = count(args.benchmark, implementation, tree.resolve(), args.seconds)
+            print(f"{args.benchmark} {implementation} [{tree}]: {per_op:,.0f} instructions/op")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -48,10 +48,10 @@ def count(benchmark_name: str, implementation_name: str, tree: Path, seconds: fl
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     with tempfile.TemporaryDirectory(prefix="hub-callgrind-") as tmp:
-        out = Path(tmp, "callgrind.out")
+        out = Path(tmp, "callgrind.out.%p")
         argv = [arg.replace("{port}", str(port)) for arg in implementation.server]
         server = subprocess.Popen(
-            ["valgrind", "--tool=callgrind", "--instr-atstart=no",
+            ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--trace-children=yes",
              f"--callgrind-out-file={out}", *argv],
             cwd=tree, env={**os.environ, "PYTHONPATH": str(tree)},
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -60,11 +60,14 @@ def count(benchmark_name: str, implementation_name: str, tree: Path, seconds: fl
             _wait_listening(server, port)
             target = load_target(implementation.target)
             target(params_of(benchmark, implementation, quick=True, port=port))
-            _control("--instr=on", server.pid)
+            # A server may run its work in a child process (hub run --workers 1).
+            pids = [server.pid, *_descendants(server.pid)]
+            _control("--instr=on", pids)
             params = params_of(benchmark, implementation, quick=False, port=port)
-            sample = target({**params, "max_seconds": seconds})
-            _control("--instr=off", server.pid)
-            _control("--dump", server.pid)
+            duration = {key: seconds for key in ("max_seconds", "seconds") if key in params}
+            sample = target({**params, **duration})
+            _control("--instr=off", pids)
+            _control("--dump", pids)
         finally:
             server.terminate()
             server.wait(timeout=60)
@@ -76,6 +79,7 @@ def count(benchmark_name: str, implementation_name: str, tree: Path, seconds: fl
         ]
     if not totals or not sample.ops:
         raise BenchmarkError(f"{implementation_name}: nothing counted")
+    # The busiest process: the one that served the load.
     return max(totals) / sample.ops
 
 
@@ -90,13 +94,29 @@ def _wait_listening(server: subprocess.Popen[bytes], port: int) -> None:
     raise BenchmarkError(f"server did not listen within {START_TIMEOUT} s under valgrind")
 
 
-def _control(option: str, pid: int) -> None:
-    subprocess.run(
-        ["callgrind_control", option, str(pid)],
-        check=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+def _descendants(pid: int) -> list[int]:
+    """The processes started (directly or not) by ``pid``, from /proc."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _control(option: str, pids: list[int]) -> None:
+    for pid in pids:
+        subprocess.run(
+            ["callgrind_control", option, str(pid)],
+            check=False,  # a helper process valgrind does not run answers with an error
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -176,19 +176,22 @@ class AsyncTcpConsumer(_TcpBase, AsyncConsumer):
     async def accept(self) -> None:
         await AsyncConsumer.send(self, {"type": "tcp.accept"})
 
-    async def tcp_receive(self, message: Message) -> None:
-        data: bytes = message["bytes"]
+    def tcp_receive(self, message: Message) -> Awaitable[None]:
+        # Returns the awaitable of receive() instead of awaiting it in a coroutine
+        # of its own: every frame passes here.
         if not self.authenticated:
-            found = await database_sync_to_async(self.authenticate)(data)
-            if found is None:
-                self.log_refusal("first frame refused by authenticate()")
-                await self.close()
-                return
-            self.scope[self.scope_key] = found
-            self.authenticated = True
-            await self.authenticated_device(found)
+            return self._log_in(message["bytes"])
+        return self.receive(message["bytes"])
+
+    async def _log_in(self, data: bytes) -> None:
+        found = await database_sync_to_async(self.authenticate)(data)
+        if found is None:
+            self.log_refusal("first frame refused by authenticate()")
+            await self.close()
             return
-        await self.receive(data)
+        self.scope[self.scope_key] = found
+        self.authenticated = True
+        await self.authenticated_device(found)
 
     async def authenticated_device(self, found: Any) -> None:
         """Called after a successful first-frame login (e.g. to join a per-device group)."""
@@ -231,11 +234,10 @@ class AsyncLineConsumer(AsyncTcpConsumer):
     #: a crash), "replace" keeps going with U+FFFD.
     errors: ClassVar[str] = "strict"
 
-    async def tcp_receive(self, message: Message) -> None:
+    def tcp_receive(self, message: Message) -> Awaitable[None]:
         if not self.authenticated:
-            await AsyncTcpConsumer.tcp_receive(self, message)
-            return
-        await self.receive_line(_line(message["bytes"], self.encoding, self.errors))
+            return self._log_in(message["bytes"])
+        return self.receive_line(_line(message["bytes"], self.encoding, self.errors))
 
     async def receive(self, data: bytes) -> None:
         await self.receive_line(_line(data, self.encoding, self.errors))

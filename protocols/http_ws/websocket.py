@@ -319,9 +319,7 @@ class WebSocketProtocol(asyncio.Protocol):
             self._close(CloseCode.NORMAL_CLOSURE, "")
 
     def _app_failed(self, code: int) -> None:
-        if self.phase is HANDSHAKE or (
-            self.phase is DENIAL and self._denial_head is not None
-        ):
+        if self.phase is HANDSHAKE or (self.phase is DENIAL and self._denial_head is not None):
             # Nothing written yet: the denial response can still become a 500.
             listener = self.listener
             self.transport.write(error_response(500, listener.server_line, listener.date.line()))

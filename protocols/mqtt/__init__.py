@@ -48,8 +48,7 @@ interface): :mod:`.config` (``MqttConfig``, every limit), :mod:`.server`
 :mod:`.protocol` (one connection and its application instance),
 :mod:`.flow` (QoS flows, windows and requests after CONNACK),
 :mod:`.auth` (enhanced authentication: the AUTH exchange with the app),
-:mod:`.session` (wire state that outlives a connection), :mod:`.deadlines`
-(one timer for every connection's CONNECT and keep-alive deadlines),
+:mod:`.session` (wire state that outlives a connection),
 :mod:`.messages` (the ASGI vocabulary). Logger: ``protocols.mqtt``.
 
 What the codec leaves to its server: keep-alive timing, Packet Identifier

@@ -126,7 +126,7 @@ class ProtocolBase(asyncio.Protocol):
         self.publish_will = True
         self.session_expiry = 0
         #: Loop time of the CONNECT (then of the application's answer) deadline;
-        #: checked by the listener's :class:`~.deadlines.Deadlines`, in ``slot``.
+        #: checked by the listener's :class:`~protocols.deadlines.Deadlines`, in ``slot``.
         self.deadline = 0.0
         self.slot = 0
         self.last_read = 0.0

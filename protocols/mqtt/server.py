@@ -31,11 +31,11 @@ import logging
 import ssl
 from typing import Any
 
+from protocols.deadlines import Deadlines
 from protocols.http_ws.tls import server_tls_details
 from protocols.serving import ConnectionSet, ListeningServer
 
 from .config import MqttConfig
-from .deadlines import Deadlines
 from .messages import ASGIApp
 from .protocol import MqttProtocol
 from .session import Session

@@ -101,6 +101,7 @@ class TcpConnection(asyncio.BaseProtocol):
         "reason_message",
         "scope",
         "server",
+        "slot",
         "started",
         "timer",
         "tls",
@@ -137,7 +138,9 @@ class TcpConnection(asyncio.BaseProtocol):
         self.early: list[bytes] = []
         self.peer_eof = False
         self.last_read = 0.0
+        # The PROXY header's timer; the idle timeout is in the listener's deadlines.
         self.timer: asyncio.TimerHandle | None = None
+        self.slot = 0
         self.started = False
 
     # Starting: PROXY header, limits, TLS --------------------------------------------
@@ -280,7 +283,8 @@ class TcpConnection(asyncio.BaseProtocol):
             "listener": listener.config.listener,
             "client": self.client,
             "server": self.server,
-            "framing": dict(listener.framing),
+            # One dict for the listener's connections, as "asgi" is: read-only.
+            "framing": listener.framing,
             "half_close": self.config.half_close,
             "extensions": extensions,
         }
@@ -387,6 +391,8 @@ class TcpConnection(asyncio.BaseProtocol):
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
+        if self.slot:
+            listener.deadlines.remove(self)
         if self.flow is not None:
             self.flow.resume_writing()
         if self.reason is None:
@@ -406,19 +412,17 @@ class TcpConnection(asyncio.BaseProtocol):
 
     # Timers and shutdown -----------------------------------------------------------
 
-    def check_idle(self) -> None:
+    def deadline_reached(self, now: float) -> None:
+        """The listener's deadlines ask: close if nothing was read for ``idle_timeout``."""
         timeout = self.config.idle_timeout
         assert timeout is not None
-        self.timer = None
         if self.phase is CLOSED:
             return
-        now = self.loop.time()
         if self.flow.read_paused:
             # The app is behind: the peer is not idle, we are not reading.
             self.last_read = now
-        remaining = self.last_read + timeout - now
-        if remaining > 0:
-            self.timer = self.loop.call_later(remaining, self.check_idle)
+        if self.last_read + timeout > now:
+            self.listener.deadlines.add(self, self.last_read + timeout)
             return
         self.reason = DisconnectReason.TIMEOUT
         self.reason_message = f"nothing received for {timeout} s (idle_timeout)"
@@ -525,7 +529,7 @@ class TcpConnection(asyncio.BaseProtocol):
         timeout = self.config.idle_timeout
         self.last_read = self.loop.time()
         if timeout is not None:
-            self.timer = self.loop.call_later(timeout, self.check_idle)
+            self.listener.deadlines.add(self, self.last_read + timeout)
         early, self.early = self.early, []
         for data in early:
             if self.phase is OPEN:

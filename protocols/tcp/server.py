@@ -24,6 +24,7 @@ import logging
 import ssl
 from typing import Any
 
+from protocols.deadlines import Deadlines
 from protocols.http_ws.proxy import TrustedProxies
 from protocols.http_ws.tls import server_tls_details
 from protocols.serving import ConnectionSet, ListeningServer
@@ -63,6 +64,8 @@ class Listener(ConnectionSet["TcpConnection"]):
         self.framing = config.framing_scope()
         self.read_buffer = memoryview(bytearray(READ_BUFFER_SIZE))
         self.per_client: dict[str, int] = {}
+        #: The connections' idle timeouts, in one timer.
+        self.deadlines = Deadlines(self.loop)
         self.server_cert, self.cipher_ids = server_tls_details(ssl_context, config.ssl_certfile)
 
     def log_error(self, peer: str, reason: str, exc_info: bool | BaseException = False) -> None:

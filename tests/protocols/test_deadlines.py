@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from protocols.mqtt.deadlines import RESOLUTION, Deadlines
+from protocols.deadlines import RESOLUTION, Deadlines
 
 
 class Watched:

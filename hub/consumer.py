@@ -148,7 +148,6 @@ class AsyncConsumer:
     scope: Scope
     channel_layer: Any
     channel_name: str
-    channel_receive: Callable[[], Awaitable[Message]]
     base_send: Callable[[Message], Any]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -167,7 +166,6 @@ class AsyncConsumer:
         self.channel_layer = get_channel_layer(self.channel_layer_alias)
         if self.channel_layer is not None:
             self.channel_name = await self.channel_layer.new_channel()
-            self.channel_receive = functools.partial(self.channel_layer.receive, self.channel_name)
         self._server_send = send
         self._outbound: OutboundQueue | None = None
         async_send: Callable[[Message], Awaitable[None]] = send
@@ -216,6 +214,15 @@ class AsyncConsumer:
             pass
         finally:
             await self._shutdown()
+
+    @property
+    def channel_receive(self) -> Callable[[], Awaitable[Message]]:
+        """Receive the next message of ``channel_name`` (Channels has it as an attribute).
+
+        Made when asked for: an idle connection does not keep one (a partial is
+        ~250 bytes, and most connections never read their channel).
+        """
+        return functools.partial(self.channel_layer.receive, self.channel_name)
 
     async def dispatch(self, message: Message) -> None:
         """Call the handler for ``message``'s type."""

@@ -25,17 +25,26 @@ class MqttMessage:
     def from_event(cls, event: Message) -> MqttMessage:
         """The message of an ``mqtt.publish`` event (once per received PUBLISH).
 
-        Its slots are set directly: a frozen dataclass's ``__init__`` goes
-        through ``object.__setattr__`` for each field, twice the time.
+        Its slots are set on a twin class without the frozen ``__setattr__``,
+        then the instance made an ``MqttMessage``: a frozen dataclass's
+        ``__init__`` goes through ``object.__setattr__`` for each field, and
+        even a slot's own ``__set__`` is a call, where a plain slot store is not.
         """
-        message: MqttMessage = object.__new__(cls)
-        _SET_TOPIC(message, event["topic"])
-        _SET_PAYLOAD(message, event.get("payload", b""))
-        _SET_QOS(message, event.get("qos", 0))
-        _SET_RETAIN(message, event.get("retain", False))
-        _SET_DUP(message, event.get("dup", False))
-        _SET_PROPERTIES(message, event.get("properties") or {})
-        return message
+        topic, payload = event["topic"], event.get("payload", b"")
+        qos, retain, dup = event.get("qos", 0), event.get("retain", False), event.get("dup", False)
+        properties = event.get("properties") or {}
+        if cls is not MqttMessage:  # a subclass has a layout of its own
+            return cls(topic, payload, qos, retain, dup, properties)
+        message: Any = _new_object(_UnfrozenMessage)
+        message.topic = topic
+        message.payload = payload
+        message.qos = qos
+        message.retain = retain
+        message.dup = dup
+        message.properties = properties
+        message.__class__ = MqttMessage  # allowed: same slots, same layout
+        made: MqttMessage = message
+        return made
 
     @property
     def text(self) -> str:
@@ -47,7 +56,10 @@ class MqttMessage:
         return json.loads(self.payload)
 
 
-_SET_TOPIC, _SET_PAYLOAD, _SET_QOS, _SET_RETAIN, _SET_DUP, _SET_PROPERTIES = (
-    MqttMessage.__dict__[name].__set__
-    for name in ("topic", "payload", "qos", "retain", "dup", "properties")
-)
+class _UnfrozenMessage:
+    """:class:`MqttMessage`'s slots without the frozen ``__setattr__`` (see ``from_event``)."""
+
+    __slots__ = MqttMessage.__slots__  # the same layout, so an instance can become one
+
+
+_new_object = object.__new__

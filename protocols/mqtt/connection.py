@@ -124,7 +124,10 @@ class Direction(enum.Enum):
 
 _P = PacketType
 _PUBACK = bytes((_P.PUBACK << 4, 2))  # fixed header of a 4-byte PUBACK
-_AUTH = int(_P.AUTH)  # a plain int: compared per packet
+# Plain ints and names, bound once: on Python 3.11 ``PacketType.AUTH`` and ``.name`` run
+# the enum's descriptors (~1,000 instructions each), and these are used per packet.
+_AUTH, _CONNACK, _DISCONNECT = int(_P.AUTH), int(_P.CONNACK), int(_P.DISCONNECT)
+_NAMES = {packet_type: packet_type.name for packet_type in _P}
 _RECEIVED, _SENT = Direction.RECEIVED, Direction.SENT
 _CONNECTED, _CONNECTING, _CLOSED = State.CONNECTED, State.CONNECTING, State.CLOSED
 _PUBLISH_FLOW = (_P.PUBLISH, _P.PUBACK, _P.PUBREC, _P.PUBREL, _P.PUBCOMP)
@@ -368,7 +371,7 @@ class MqttConnection:
             if type(packet) is Publish:
                 if v5 and packet.properties is not EMPTY_PROPERTIES:
                     packet = self._received_publish(packet)
-            elif next_state is not self._state or packet_type == _P.CONNACK or packet_type == _AUTH:
+            elif next_state is not self._state or packet_type in (_CONNACK, _AUTH):
                 self._received_transition(packet, next_state)
                 receivable = self._receivable
                 v5 = self._v5
@@ -557,7 +560,7 @@ class MqttConnection:
             assert self.protocol_version is not None
             version = self.protocol_version
         if (
-            packet_type == _P.DISCONNECT
+            packet_type == _DISCONNECT
             and self.role is Role.SERVER
             and version is ProtocolVersion.V311
         ):
@@ -580,11 +583,11 @@ class MqttConnection:
             assert isinstance(packet, Publish)  # only a PUBLISH defines an alias
             packet = replace(packet, properties=replace(packet.properties, topic_alias=None))
             data = encode(packet, version)
-        self._check_size(packet_type.name, data)
+        self._check_size(_NAMES[packet_type], data)
         if new_alias:
             # Only now: the peer learns the mapping from exactly these bytes.
             self._out_aliases[new_topic] = new_alias
-        if next_state is not self._state or packet_type is _P.CONNACK or packet_type is _P.AUTH:
+        if next_state is not self._state or packet_type in (_CONNACK, _AUTH):
             if self.role is Role.SERVER and isinstance(packet, Auth | Connack):
                 self._sent_auth(packet)
             self._sent_transition(packet, next_state)

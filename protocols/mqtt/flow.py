@@ -57,7 +57,11 @@ from .topics import is_valid_topic_name
 if TYPE_CHECKING:
     from .protocol import MqttProtocol
 
-_QOS = (QoS.AT_MOST_ONCE, QoS.AT_LEAST_ONCE, QoS.EXACTLY_ONCE)
+# Bound once: on Python 3.11 ``QoS.AT_LEAST_ONCE`` runs the enum's descriptor (~1,000
+# instructions), and these are compared per message.
+_AT_MOST_ONCE, _AT_LEAST_ONCE, _EXACTLY_ONCE = QoS
+_QOS = (_AT_MOST_ONCE, _AT_LEAST_ONCE, _EXACTLY_ONCE)
+_SUCCESS = ReasonCode.SUCCESS
 #: ``ReasonCode(n)`` without the enum's lookup on the per-message path.
 _REASON_CODES: dict[int, ReasonCode] = {int(code): code for code in ReasonCode}
 
@@ -172,7 +176,7 @@ class WireFlow:
             assert pid is not None
             if pid in self.pending:
                 return True  # a resend of a message the application is handling
-            if qos is QoS.EXACTLY_ONCE and pid in self.session.inbound_qos2:
+            if qos is _EXACTLY_ONCE and pid in self.session.inbound_qos2:
                 self.send(Pubrec(pid))  # handled already: exactly once
                 return True
             maximum = self.config.receive_maximum
@@ -316,8 +320,8 @@ class WireFlow:
             if code is None:
                 break
             del pending[pid]
-            if qos is QoS.AT_LEAST_ONCE:
-                if code is ReasonCode.SUCCESS:
+            if qos is _AT_LEAST_ONCE:
+                if code is _SUCCESS:
                     write(conn.send_puback(pid))
                 else:
                     write(conn.send(Puback(pid, code)))

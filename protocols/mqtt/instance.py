@@ -19,6 +19,9 @@ from .messages import Message, PeerDisconnected, reason_properties, unexpected
 if TYPE_CHECKING:
     from .properties import Properties
 
+# Bound once: on Python 3.11 ``Phase.OPEN`` runs the enum's descriptor (~1,000 instructions).
+_CONNECTING, _OPEN, _CLOSED = Phase.CONNECTING, Phase.OPEN, Phase.CLOSED
+
 #: What ``send()`` accepts in each phase; anything else is out of order.
 EXPECTED: dict[Phase, tuple[str, ...]] = {
     Phase.CONNECTING: ("mqtt.connack", "mqtt.disconnect"),
@@ -60,7 +63,7 @@ class ApplicationInstance(ProtocolBase):
         while self.head >= len(queue):
             if self.disconnect is not None:
                 return self.disconnect
-            if self.flow.read_paused and self.phase is Phase.OPEN and self.wire is not None:
+            if self.flow.read_paused and self.phase is _OPEN and self.wire is not None:
                 self.wire.maybe_resume_reading()
             waiter = self.waiter = self.loop.create_future()
             await waiter
@@ -76,12 +79,12 @@ class ApplicationInstance(ProtocolBase):
     async def send(self, message: Message) -> None:
         message_type = message.get("type")
         phase = self.phase
-        if phase is Phase.OPEN and self.transport.is_closing():
+        if phase is _OPEN and self.transport.is_closing():
             # Closed (by us, or a failed socket write) but connection_lost() has not
             # run yet: the bytes would be dropped, and asyncio logs a warning per
             # write past the fifth. Behave as after the close.
-            phase = Phase.CLOSED
-        if phase is Phase.OPEN:
+            phase = _CLOSED
+        if phase is _OPEN:
             wire = self.wire
             assert wire is not None
             if message_type == "mqtt.publish":
@@ -106,7 +109,7 @@ class ApplicationInstance(ProtocolBase):
             if message_type == "mqtt.auth" and self.auth is not None:
                 self.auth.app_auth(message)
                 return
-        elif phase is Phase.CONNECTING:
+        elif phase is _CONNECTING:
             if message_type == "mqtt.connack":
                 code = ReasonCode(int(message.get("reason_code", 0)))
                 if code.is_failure:
@@ -130,7 +133,7 @@ class ApplicationInstance(ProtocolBase):
                 self.log("info", f"CONNECT refused by the application ({code:#04x})")
                 self.refuse(code)
                 return
-        elif phase is Phase.CLOSED:
+        elif phase is _CLOSED:
             if message_type == "mqtt.publish":
                 raise PeerDisconnected(f"connection closed ({self.reason or 'closing'})")
             return

@@ -57,6 +57,7 @@ from .packets import (
     Pubrec,
     Pubrel,
     Will,
+    new_ack,
     new_publish,
 )
 from .properties import EMPTY_PROPERTIES, WILL
@@ -228,13 +229,14 @@ def decode_publish(flags: int, buf: bytes, pos: int, end: int, v5: bool) -> Publ
 
 def _ack_decoder(cls: type[Puback | Pubrec | Pubrel | Pubcomp], fixed_flags: int) -> Decoder:
     packet_type = cls.type
+    name = packet_type.name  # once: the enum's .name runs Python code, and acks are per message
 
     def decode_ack(flags: int, buf: bytes, pos: int, end: int, v5: bool) -> Packet:
         check_flags(flags, fixed_flags, packet_type)
-        packet_id = read_packet_id(buf, pos, end, packet_type.name)
+        packet_id = read_packet_id(buf, pos, end, name)
         pos += 2
         if pos == end:
-            return cls(packet_id)
+            return new_ack(cls, packet_id)
         if not v5:
             check_end(pos, end, packet_type)
         reason_code = read_reason_code(buf[pos], packet_type)

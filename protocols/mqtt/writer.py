@@ -49,6 +49,7 @@ from .packets import (
 from .properties import EMPTY_PROPERTIES, PROPERTY_SPECS, Properties, WireType
 
 _ONE_BYTE = [bytes((value,)) for value in range(256)]
+_V5 = ProtocolVersion.V5  # bound once: the enum's lookup runs Python code on 3.11, per packet
 _NO_PROPERTIES = b"\x00"
 
 
@@ -418,7 +419,7 @@ def encode(packet: Packet, version: ProtocolVersion = ProtocolVersion.V5) -> byt
             for its encoding.
     """
     try:
-        return ENCODERS[type(packet)](packet, version == ProtocolVersion.V5)
+        return ENCODERS[type(packet)](packet, version == _V5)
     except OverflowError as exc:
         raise LocalProtocolError(f"{type(packet).__name__}: a value is too large: {exc}") from None
     except UnicodeEncodeError as exc:

@@ -491,23 +491,52 @@ def run(
     implementations: Sequence[str] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> list[Result]:
-    """Run every implementation of every benchmark, each in its own worker process."""
+    """Run every implementation of every benchmark in rounds, each in its own worker process.
+
+    Round ``i`` runs repetition ``i`` of every implementation, one after the
+    other, each in a fresh worker (and server): on a shared or virtual machine
+    whose speed drifts over minutes, every implementation then meets the same
+    drift, and the ratios stay fair where running one implementation's five
+    repetitions, then the next one's, would compare different minutes.
+    """
     results = []
     for benchmark in benchmarks:
-        for implementation in benchmark.implementations:
-            if implementations and implementation.name not in implementations:
-                continue
-            started = time.perf_counter()
-            result = run_implementation(benchmark, implementation, quick, repetitions)
-            if progress is not None:
-                outcome = result.error or f"{result.throughput:,.0f} {result.unit}"
-                progress(
-                    f"{benchmark.name} {implementation.name}: {outcome} "
-                    f"({time.perf_counter() - started:.1f} s)"
-                )
-            results.append(result)
+        chosen = [
+            implementation
+            for implementation in benchmark.implementations
+            if not implementations or implementation.name in implementations
+        ]
+        count = repetitions_of(benchmark, quick, repetitions)
+        merged: dict[str, Result] = {}
+        for round_number in range(1, count + 1):
+            for implementation in chosen:
+                so_far = merged.get(implementation.name)
+                if so_far is not None and so_far.error:
+                    continue
+                started = time.perf_counter()
+                result = run_implementation(benchmark, implementation, quick, repetitions=1)
+                merged[implementation.name] = _merge(so_far, result)
+                if progress is not None:
+                    outcome = result.error or f"{result.throughput:,.0f} {result.unit}"
+                    progress(
+                        f"{benchmark.name} {implementation.name} "
+                        f"[{round_number}/{count}]: {outcome} "
+                        f"({time.perf_counter() - started:.1f} s)"
+                    )
+        results.extend(merged[implementation.name] for implementation in chosen)
     add_ratios(results, benchmarks)
     return results
+
+
+def _merge(so_far: Result | None, result: Result) -> Result:
+    """One implementation's rounds as one row: repetitions joined, the highest peak RSS."""
+    if so_far is None or result.error:
+        return result
+    so_far.repetitions.extend(result.repetitions)
+    if result.peak_rss is not None:
+        so_far.peak_rss = max(so_far.peak_rss or 0, result.peak_rss)
+    aggregate(so_far)
+    return so_far
 
 
 def smoke(patterns: Sequence[str] = ("*",)) -> list[Result]:

@@ -50,6 +50,8 @@ def _new_loop() -> asyncio.AbstractEventLoop:
 def line_echo(params: dict[str, Any]) -> Sample:
     """``params["connections"]`` ping-pong clients for ``params["max_seconds"]``."""
 
+    from benchmarks.websocket import CpuMeter, log_run, per_server_cpu, server_pid
+
     async def main() -> Sample:
         loop = asyncio.get_running_loop()
         histogram = LatencyHistogram()
@@ -91,17 +93,21 @@ def line_echo(params: dict[str, Any]) -> Sample:
         for _ in range(params["connections"]):
             _, client = await loop.create_connection(Client, "127.0.0.1", params["port"])
             clients.append(client)
+        meter = CpuMeter(server_pid(params["port"]))
+        meter.start()
         start = perf_counter()
         for client in clients:
             client.send()
         await asyncio.sleep(params["max_seconds"])
         stop = True
         elapsed = perf_counter() - start
+        cpu = meter.stop()
         counts = [client.count for client in clients]
         async with asyncio.timeout(10):
             await asyncio.gather(*(client.done for client in clients))
         for client in clients:
             client.transport.close()
+        log_run(params, **per_server_cpu(sum(counts), cpu))
         return Sample(ops=sum(counts), elapsed=elapsed, latencies=histogram)
 
     loop = _new_loop()
@@ -234,11 +240,13 @@ BENCHMARKS = [
         name="tcp-line-echo-100",
         description="100 connections ping-ponging 64-byte lines, echoed lines/s",
         implementations=tuple(
-            Implementation(name, "benchmarks.tcp:line_echo", server=_server(name))
+            Implementation(
+                name, "benchmarks.tcp:line_echo", params={"impl": name}, server=_server(name)
+            )
             for name in SERVERS
         ),
-        params={"connections": 100, "max_seconds": 3.0},
-        quick_params={"connections": 100, "max_seconds": 0.4},
+        params={"name": "tcp-line-echo-100", "connections": 100, "max_seconds": 3.0},
+        quick_params={"name": "tcp-line-echo-100", "connections": 100, "max_seconds": 0.4},
     ),
     Benchmark(
         name="tcp-idle-10k",

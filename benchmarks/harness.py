@@ -529,9 +529,15 @@ def run(
 
 
 def _merge(so_far: Result | None, result: Result) -> Result:
-    """One implementation's rounds as one row: repetitions joined, the highest peak RSS."""
-    if so_far is None or result.error:
+    """One implementation's rounds as one row: repetitions joined, the highest peak RSS.
+
+    A round that failed ends the row's rounds; the rounds before it stay.
+    """
+    if so_far is None:
         return result
+    if result.error:
+        so_far.error = result.error
+        return so_far
     so_far.repetitions.extend(result.repetitions)
     if result.peak_rss is not None:
         so_far.peak_rss = max(so_far.peak_rss or 0, result.peak_rss)

@@ -4,8 +4,10 @@ Throughput on a shared or virtual machine moves by 10-20 % from run to run,
 so a change worth 3 % cannot be seen in ``benchmarks.run``. The number of
 instructions the server executes per operation barely moves (about 1-2 %
 between runs): this tool starts an implementation's server under valgrind's
-callgrind, drives it with the benchmark's own load generator, counts only
-while the load runs, and divides by the operations done.
+callgrind, drives it with the benchmark's own load generator twice (a third
+of ``--seconds``, then all of it), counts each load on its own, and divides
+the difference in instructions by the difference in operations, so that
+connecting and closing, the same in both, cancel out.
 
     .venv/bin/python -m benchmarks.instructions tcp-line-echo-100 hub streams
     .venv/bin/python -m benchmarks.instructions tcp-line-echo-100 hub --tree /tmp/base
@@ -25,6 +27,7 @@ import argparse
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -54,7 +57,7 @@ def count(benchmark_name: str, implementation_name: str, tree: Path, seconds: fl
             ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--trace-children=yes",
              f"--callgrind-out-file={out}", *argv],
             cwd=tree, env={**os.environ, "PYTHONPATH": str(tree)},
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
         try:
             _wait_listening(server, port)
@@ -64,23 +67,46 @@ def count(benchmark_name: str, implementation_name: str, tree: Path, seconds: fl
             pids = [server.pid, *_descendants(server.pid)]
             _control("--instr=on", pids)
             params = params_of(benchmark, implementation, quick=False, port=port)
-            duration = {key: seconds for key in ("max_seconds", "seconds") if key in params}
-            sample = target({**params, **duration})
-            _control("--instr=off", pids)
-            _control("--dump", pids)
+            # A short load and a long one, each counted on its own: what does not
+            # grow with the operations (connecting, closing) cancels out.
+            runs = []
+            for dump, share in enumerate((1 / 3, 1.0), start=1):
+                duration = {
+                    key: seconds * share for key in ("max_seconds", "seconds") if key in params
+                }
+                ops = target({**params, **duration}).ops
+                _control("--dump", pids)
+                runs.append((ops, _dumped(Path(tmp), dump)))
         finally:
-            server.terminate()
-            server.wait(timeout=60)
-        totals = [
-            int(line.split()[1])
-            for path in Path(tmp).glob("callgrind.out*")
-            for line in path.read_text().splitlines()
-            if line.startswith("totals:")
-        ]
-    if not totals or not sample.ops:
-        raise BenchmarkError(f"{implementation_name}: nothing counted")
-    # The busiest process: the one that served the load.
-    return max(totals) / sample.ops
+            _stop(server)
+    (short_ops, short_count), (long_ops, long_count) = runs
+    if long_ops <= short_ops or long_count <= short_count:
+        raise BenchmarkError(f"{implementation_name}: the longer load did no more work")
+    return (long_count - short_count) / (long_ops - short_ops)
+
+
+def _dumped(directory: Path, dump: int) -> int:
+    """Instructions in callgrind dump number ``dump`` of the busiest process."""
+    totals = [
+        int(line.split()[1])
+        for path in directory.glob(f"callgrind.out.*.{dump}")
+        for line in path.read_text().splitlines()
+        if line.startswith("totals:")
+    ]
+    if not totals:
+        raise BenchmarkError("callgrind wrote no dump: nothing counted")
+    return max(totals)
+
+
+def _stop(server: subprocess.Popen[bytes]) -> None:
+    """Stop the server and whatever it started (valgrind follows its children)."""
+    server.terminate()
+    try:
+        server.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
 
 
 def _wait_listening(server: subprocess.Popen[bytes], port: int) -> None:

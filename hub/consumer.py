@@ -38,7 +38,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
-from asgiref.sync import async_to_sync, markcoroutinefunction
+from asgiref.sync import async_to_sync
 
 from hub import DEFAULT_CHANNEL_LAYER
 from hub.db import database_sync_to_async
@@ -272,16 +272,14 @@ class AsyncConsumer:
     def as_asgi(cls, **initkwargs: Any) -> ASGIApp:
         """An ASGI application that runs a new ``cls(**initkwargs)`` per connection."""
 
-        # Not a coroutine function but one returning the consumer's coroutine, marked
-        # as one for servers that check: every message the consumer waits for
-        # resumes one coroutine frame less.
-        def app(scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        async def app(scope: Scope, receive: Receive, send: Send) -> None:
             if scope["type"] == "lifespan" and not callable(getattr(cls, "lifespan_startup", None)):
                 # Served as the whole application: complete lifespan for it.
-                return complete_lifespan(receive, send)
-            return cls(**initkwargs)(scope, receive, send)
+                await complete_lifespan(receive, send)
+                return
+            consumer = cls(**initkwargs)
+            await consumer(scope, receive, send)
 
-        markcoroutinefunction(app)
         app.consumer_class = cls  # type: ignore[attr-defined]
         app.consumer_initkwargs = initkwargs  # type: ignore[attr-defined]
         functools.update_wrapper(app, cls, updated=())

@@ -9,7 +9,9 @@ loop's heap) costs about 600 bytes per connection on uvloop; ten thousand
 idle devices need ten thousand deadlines that are rarely due and may be late
 by a fraction of a second. So deadlines are rounded up to :data:`RESOLUTION`
 and kept in slots, a list of connections each, with one ``call_at`` for the
-earliest slot.
+earliest slot. A slot is a dict used as an ordered set, so that a closing
+connection leaves it at once however many share it (a reconnect storm puts
+thousands in one slot).
 
 A connection is in at most one slot (``slot``, 0 for none). Moving its
 deadline later does not move it: when its slot comes, it is asked
@@ -46,7 +48,7 @@ class Deadlines:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        self._slots: dict[int, list[Watched]] = {}
+        self._slots: dict[int, dict[Watched, None]] = {}
         self._heap: list[int] = []  # the slot numbers in _slots, earliest first
         self._timer: asyncio.TimerHandle | None = None
         self._timer_slot = 0
@@ -61,9 +63,9 @@ class Deadlines:
         watched.slot = slot
         members = self._slots.get(slot)
         if members is not None:
-            members.append(watched)
+            members[watched] = None
             return
-        self._slots[slot] = [watched]
+        self._slots[slot] = {watched: None}
         heapq.heappush(self._heap, slot)
         if self._timer is None or slot < self._timer_slot:
             self._schedule(slot)
@@ -73,7 +75,7 @@ class Deadlines:
         slot, watched.slot = watched.slot, 0
         members = self._slots.get(slot)
         if members is not None and watched in members:
-            members.remove(watched)
+            del members[watched]
             if not members:
                 del self._slots[slot]  # its heap entry is skipped when it comes up
 
@@ -87,7 +89,7 @@ class Deadlines:
         self._timer = None
         now = self._loop.time()
         heap, slots = self._heap, self._slots
-        due: list[tuple[int, list[Watched]]] = []
+        due: list[tuple[int, dict[Watched, None]]] = []
         while heap and heap[0] * RESOLUTION <= now:
             slot = heapq.heappop(heap)
             members = slots.pop(slot, None)

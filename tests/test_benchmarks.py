@@ -1,5 +1,9 @@
 """The benchmarks still run: each implementation once, at the quick size, no ratios checked."""
 
+import shutil
+
+import pytest
+
 from benchmarks.harness import REPO_ROOT, smoke
 from benchmarks.instructions import count
 
@@ -10,6 +14,7 @@ def test_the_layer_benchmarks_complete_without_losing_messages():
     assert [r.error for r in results if r.error] == []
 
 
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="needs valgrind (./dev.sh test)")
 def test_the_instruction_counter_counts_a_server_under_valgrind():
     # benchmarks.instructions: the deterministic A/B of server changes.
     per_line = count("tcp-line-echo-100", "protocol", REPO_ROOT, seconds=0.5)

@@ -33,8 +33,8 @@ import asyncio
 import enum
 import ssl
 from collections import deque
-from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any
 
 from protocols.http_ws.flow import FlowControl
 from protocols.http_ws.tls import tls_extension
@@ -297,11 +297,13 @@ class TcpConnection(asyncio.BaseProtocol):
         # message it waits for resumes one frame less. app_finished() reports.
         try:
             instance = listener.app(self.scope, self.receive, self.send)
-            task = listener.spawn(cast("Coroutine[Any, Any, None]", instance))
         except Exception as exc:
             self.app_crashed(exc)
             return
-        task.add_done_callback(self.app_finished)
+        if not asyncio.iscoroutine(instance):
+            # ASGI asks for an awaitable, not a coroutine.
+            instance = _awaited(instance)
+        listener.spawn(instance).add_done_callback(self.app_finished)
 
     # asyncio.Protocol --------------------------------------------------------------
 
@@ -589,6 +591,10 @@ class TcpConnection(asyncio.BaseProtocol):
     def close_unless_done(self) -> None:
         if self.phase is not CLOSED and self.phase is not CLOSING:
             self.close()
+
+
+async def _awaited(awaitable: Awaitable[None]) -> None:
+    await awaitable
 
 
 class DirectTcpConnection(TcpConnection, asyncio.Protocol):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 
 import pytest
@@ -99,10 +100,11 @@ class TestDispatch:
         await communicator.disconnect()
 
     def test_as_asgi_is_an_asgi3_application_to_every_server(self):
-        # It returns the consumer's coroutine instead of being one; servers that
-        # tell ASGI 2 from 3 by iscoroutinefunction (uvicorn, Daphne via asgiref)
-        # must still see ASGI 3.
+        # Servers tell ASGI 2 from 3 by iscoroutinefunction: inspect's (Hypercorn),
+        # asyncio's (uvicorn), asgiref's (Daphne). A plain function returning the
+        # consumer's coroutine would save a frame but fail inspect's on Python 3.11.
         app = EchoConsumer.as_asgi()
+        assert inspect.iscoroutinefunction(app)
         assert asyncio.iscoroutinefunction(app)
         assert asgiref_iscoroutinefunction(app)
         assert guarantee_single_callable(app) is app

@@ -391,6 +391,35 @@ class TestApplicationErrors:
             assert await read_eof(reader) == b""
         assert "application crashed: LookupError: no consumer for this device" in caplog.text
 
+    @pytest.mark.parametrize("kind", ["awaitable object", "future"])
+    async def test_an_app_returning_an_awaitable_that_is_not_a_coroutine_is_served(
+        self, kind: str
+    ) -> None:
+        # ASGI promises only an awaitable; the server runs coroutines as tasks directly.
+        async def echo_once(receive: Any, send: Any) -> None:
+            await receive()
+            await send({"type": "tcp.accept"})
+            message = await receive()
+            await send({"type": "tcp.send", "bytes": message["bytes"]})
+            await send({"type": "tcp.close"})
+
+        class Instance:
+            def __init__(self, receive: Any, send: Any) -> None:
+                self.coroutine = echo_once(receive, send)
+
+            def __await__(self) -> Any:
+                return self.coroutine.__await__()
+
+        def app(scope: Any, receive: Any, send: Any) -> Any:
+            if kind == "future":
+                return asyncio.ensure_future(echo_once(receive, send))
+            return Instance(receive, send)
+
+        async with serve(app, framing="line") as (_, port):
+            reader, writer = await connect(port)
+            writer.write(b"hi\n")
+            assert await read_eof(reader) == b"hi\n"
+
     async def test_sending_before_accepting_names_what_was_expected(self) -> None:
         errors: list[str] = []
 

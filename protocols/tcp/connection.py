@@ -328,6 +328,8 @@ class TcpConnection(asyncio.BaseProtocol):
         else:
             for frame in frames:
                 self.put({"type": "tcp.receive", "bytes": frame})
+        # wake() and pending() inlined: every frame passes here, and the two calls
+        # cost ~2% of a line's instructions (benchmarks.instructions).
         waiter = self.waiter
         if waiter is not None:
             self.waiter = None

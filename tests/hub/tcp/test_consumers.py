@@ -122,6 +122,41 @@ class TestLineConsumers:
         assert await communicator.receive_from() == "<héllo>".encode()
         await communicator.disconnect()
 
+    async def test_a_line_consumer_decodes_and_encodes_with_its_encoding(self) -> None:
+        class Latin1Shouter(Shouter):
+            encoding = "latin-1"
+
+        communicator = TcpCommunicator(Latin1Shouter.as_asgi(), framing="line")
+        assert await communicator.connect()
+        await communicator.send_to("héllo".encode("latin-1"))
+        assert await communicator.receive_from() == "HÉLLO".encode("latin-1")
+        await communicator.disconnect()
+
+    async def test_undecodable_bytes_are_replaced_when_errors_is_replace(self) -> None:
+        class Lenient(Shouter):
+            errors = "replace"
+
+        communicator = TcpCommunicator(Lenient.as_asgi(), framing="line")
+        assert await communicator.connect()
+        await communicator.send_to(b"caf\xe9")
+        assert await communicator.receive_from() == "CAF\ufffd".encode()
+        await communicator.disconnect()
+
+    async def test_undecodable_bytes_close_a_strict_utf8_consumer(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        communicator = TcpCommunicator(Shouter.as_asgi(), framing="line")
+        assert await communicator.connect()
+        await communicator.send_to(b"caf\xe9")
+        assert await communicator.receive_output() == {"type": "tcp.close"}
+        assert "UnicodeDecodeError" in caplog.text
+
+    def test_an_unknown_encoding_fails_when_the_class_is_made(self) -> None:
+        with pytest.raises(LookupError, match="no-such-codec"):
+
+            class Broken(AsyncLineConsumer):
+                encoding = "no-such-codec"
+
     async def test_json_lines_are_decoded_and_encoded(self) -> None:
         communicator = TcpCommunicator(Adder.as_asgi(), framing="line")
         assert await communicator.connect()

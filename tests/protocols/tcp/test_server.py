@@ -282,6 +282,73 @@ class TestFlowControl:
             assert frames == [b"f"] * 10_000
 
 
+class TestReceive:
+    async def test_a_receive_cancelled_by_a_timeout_loses_no_frame(self) -> None:
+        got: list[bytes] = []
+        timed_out = asyncio.Event()
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            await receive()
+            await send({"type": "tcp.accept"})
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(receive(), 0.05)
+            timed_out.set()
+            while (message := await receive())["type"] == "tcp.receive":
+                got.append(message["bytes"])
+                await send({"type": "tcp.send", "bytes": b"ok"})
+
+        async with serve(app, framing="line") as (_, port):
+            reader, writer = await connect(port)
+            await timed_out.wait()
+            writer.write(b"first\nsecond\n")
+            assert await reader.readexactly(6) == b"ok\nok\n"
+            writer.close()
+        assert got == [b"first", b"second"]
+
+    async def test_receive_is_an_awaitable_a_task_can_wait_on(self) -> None:
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            await receive()
+            await send({"type": "tcp.accept"})
+            message = await asyncio.ensure_future(receive())
+            await send({"type": "tcp.send", "bytes": message["bytes"][::-1]})
+
+        async with serve(app, framing="line") as (_, port):
+            reader, writer = await connect(port)
+            writer.write(b"abc\n")
+            assert await reader.readline() == b"cba\n"
+            writer.close()
+
+    async def test_frames_queued_before_the_peer_left_come_before_the_disconnect(self) -> None:
+        received: list[Any] = []
+        release = asyncio.Event()
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            await receive()
+            await send({"type": "tcp.accept"})
+            await release.wait()
+            while (message := await receive())["type"] == "tcp.receive":
+                received.append(message["bytes"])
+            received.append(message["reason"])
+            received.append((await receive())["type"])
+
+        async with serve(app, framing="line") as (server, port):
+            _reader, writer = await connect(port)
+            writer.write(b"a\nb\n")
+            (connection,) = connections(server)
+            async with asyncio.timeout(5):
+                while connection.next is None or not connection.queue:
+                    await asyncio.sleep(0.01)
+            writer.close()
+            async with asyncio.timeout(5):
+                while connection.disconnect is None:
+                    await asyncio.sleep(0.01)
+            release.set()
+            async with asyncio.timeout(5):
+                while len(received) < 4:
+                    await asyncio.sleep(0.01)
+        assert received == [b"a", b"b", "peer_closed", "tcp.disconnect"]
+
+
 class TestHalfClose:
     async def test_a_peer_half_close_is_tcp_eof_and_the_app_can_still_answer(self) -> None:
         events: list[Any] = []

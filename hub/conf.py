@@ -12,6 +12,9 @@ HUB_MQTT_ALLOW_...     ``False``                       HUB_MQTT_ALLOW_ANONYMOUS:
                                                        without credentials may connect
 HUB_SMTP_CHECK_...     ``False``                       HUB_SMTP_CHECK_AUTHENTICATION: add SPF,
                                                        DKIM and DMARC verdicts to inbound mail
+HUB_HANDLER_TIMING...  ``8``                           HUB_HANDLER_TIMING_EVERY: one consumer
+                                                       handler run in N is timed for
+                                                       ``hub_handler_seconds`` (1: every one)
 =====================  ==============================  ==========================================
 
 Loopback is the default address: a development server must not be reachable
@@ -29,6 +32,7 @@ DEFAULTS: dict[str, Any] = {
     "HUB_LIFESPAN": "auto",
     "HUB_MQTT_ALLOW_ANONYMOUS": False,
     "HUB_SMTP_CHECK_AUTHENTICATION": False,
+    "HUB_HANDLER_TIMING_EVERY": 8,
 }
 
 

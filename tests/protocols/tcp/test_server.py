@@ -75,6 +75,36 @@ class TestFraming:
                 assert await asyncio.to_thread(sock.recv, 100) == b"split line\n"
             assert app.received == [b"split line"]
 
+    @pytest.mark.parametrize(("delimiter", "wire_delimiter"), [("\\n", b"\n"), ("\\r\\n", b"\r\n")])
+    async def test_sent_lines_are_framed_or_refused_as_the_line_framer_says(
+        self, delimiter: str, wire_delimiter: bytes
+    ) -> None:
+        frames = [b"", b"12345678", b"a\rb", b"123456789", b"a" + wire_delimiter + b"b"]
+        outcomes: list[Any] = []
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            await receive()
+            await send({"type": "tcp.accept"})
+            for frame in frames:
+                try:
+                    await send({"type": "tcp.send", "bytes": frame})
+                    outcomes.append("sent")
+                except ValueError as exc:
+                    outcomes.append(str(exc))
+            await send({"type": "tcp.close"})
+
+        async with serve(app, framing="line", delimiter=delimiter, max_frame_size=8) as (_, port):
+            reader, writer = await connect(port)
+            assert await read_eof(reader) == b"12345678" + wire_delimiter + b"a\rb" + wire_delimiter
+            writer.close()
+        assert outcomes == [
+            "sent",  # an empty frame sends nothing
+            "sent",
+            "sent",
+            "frame of 9 bytes, over max_frame_size=8",
+            f"a line frame must not contain the delimiter {wire_delimiter!r}",
+        ]
+
     async def test_length_prefixed_frames_arrive_without_their_length_field(self) -> None:
         app = Recorder()
         options = {"framing": "length", "length_bytes": 2, "length_offset": 1}

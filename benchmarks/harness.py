@@ -497,7 +497,9 @@ def run(
     other, each in a fresh worker (and server): on a shared or virtual machine
     whose speed drifts over minutes, every implementation then meets the same
     drift, and the ratios stay fair where running one implementation's five
-    repetitions, then the next one's, would compare different minutes.
+    repetitions, then the next one's, would compare different minutes. Every
+    other round runs them in reverse, so that no implementation is always the
+    first (or the last) of a round.
     """
     results = []
     for benchmark in benchmarks:
@@ -509,7 +511,7 @@ def run(
         count = repetitions_of(benchmark, quick, repetitions)
         merged: dict[str, Result] = {}
         for round_number in range(1, count + 1):
-            for implementation in chosen:
+            for implementation in chosen if round_number % 2 else chosen[::-1]:
                 so_far = merged.get(implementation.name)
                 if so_far is not None and so_far.error:
                     continue

@@ -4,8 +4,20 @@ import shutil
 
 import pytest
 
-from benchmarks.harness import REPO_ROOT, smoke
+from benchmarks.harness import REPO_ROOT, run, select, smoke
 from benchmarks.instructions import count
+
+
+def test_rounds_run_the_implementations_in_turn_each_way():
+    lines: list[str] = []
+    results = run(select(["layer-send-receive"]), quick=True, repetitions=3, progress=lines.append)
+    assert [line.split()[1] for line in lines] == [
+        *("hub", "channels"),
+        *("channels", "hub"),
+        *("hub", "channels"),
+    ]
+    assert [r.implementation for r in results] == ["hub", "channels"]
+    assert [r.error for r in results if r.error] == []
 
 
 def test_the_layer_benchmarks_complete_without_losing_messages():

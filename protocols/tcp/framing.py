@@ -198,15 +198,15 @@ class LineFramer(_Failing):
             frames.append(bytes(buffer[start:position]))
             start = position + width
             position = buffer.find(delimiter, start)
-        pending = len(buffer) - start
-        # Up to width - 1 pending bytes may be the start of the delimiter.
-        if pending > limit + width - 1:
-            raise self._fail(_line_too_large(pending, limit, unterminated=True))
+        left = len(buffer) - start
+        # Up to width - 1 bytes left may be the start of the delimiter.
+        if left > limit + width - 1:
+            raise self._fail(_line_too_large(left, limit, unterminated=True))
         if buffer is self.pending:
             del self.pending[:start]
-        elif pending:
+        elif left:
             self.pending = bytearray(buffer[start:])
-        self._scan_from = max(0, pending - width + 1)
+        self._scan_from = max(0, left - width + 1)
         return frames
 
     def receive_eof(self) -> None:

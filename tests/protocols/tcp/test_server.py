@@ -198,6 +198,25 @@ class TestIdleTimeout:
         assert disconnect["reason"] == "timeout"
         assert "nothing received for 0.05 s (idle_timeout)" in caplog.text
 
+    async def test_a_connection_gone_quiet_is_closed_no_earlier_than_idle_timeout(
+        self,
+    ) -> None:
+        app = Recorder()
+        loop = asyncio.get_running_loop()
+        async with serve(app, framing="line", idle_timeout=0.3) as (_, port):
+            reader, writer = await connect(port)
+            for _ in range(3):
+                writer.write(b"beat\n")
+                assert await reader.readline() == b"beat\n"
+                await asyncio.sleep(0.12)
+            last = loop.time()
+            writer.write(b"last\n")
+            assert await reader.readline() == b"last\n"
+            assert await read_eof(reader) == b""
+            assert loop.time() - last >= 0.3
+            assert (await app.next_disconnect())["reason"] == "timeout"
+            writer.close()
+
     async def test_data_keeps_a_connection_open_past_the_idle_timeout(self) -> None:
         app = Recorder()
         async with serve(app, framing="line", idle_timeout=0.2) as (_, port):
